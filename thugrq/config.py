@@ -1,0 +1,84 @@
+"""Settings shared by every thugrq command: where Redis is, and how long things may take."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+import redis
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL_VARIABLES = ("THUGRQ_REDIS_URL", "REDIS_URL")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+GENERIC_QUEUE = "generic"
+
+#: Results (and failures) stay in Redis for 30 days unless the submitter says otherwise.
+RESULT_TTL = 30 * 24 * 3600
+#: Thug's own analysis timeout when the submitter gives none (seconds).
+DEFAULT_ANALYSIS_TIMEOUT = 300
+#: RQ's job timeout is the analysis timeout plus this margin: both use SIGALRM, and Thug's
+#: watchdog must fire first so a slow page ends as a `timeout` result, not a killed horse.
+JOB_TIMEOUT_MARGIN = 60
+
+
+class ConfigError(Exception):
+    """A setting is unusable; the message says what to fix."""
+
+
+def redis_url(explicit: str | None = None) -> str:
+    """The Redis URL: the flag, then THUGRQ_REDIS_URL, then REDIS_URL, then the local default."""
+    if explicit:
+        return explicit
+    for name in REDIS_URL_VARIABLES:
+        if os.environ.get(name):
+            return os.environ[name]
+    return DEFAULT_REDIS_URL
+
+
+def redis_url_configured() -> bool:
+    """Whether the user named a Redis (otherwise the local stack may bring its own)."""
+    return any(os.environ.get(name) for name in REDIS_URL_VARIABLES)
+
+
+def check_redis_url(url: str) -> str:
+    """Refuse a Redis URL that redis-py could not use, before anything connects."""
+    scheme = urlsplit(url).scheme
+    if scheme not in REDIS_SCHEMES:
+        raise ConfigError(
+            f"invalid Redis URL {url!r}: use redis://[user:password@]host[:port][/db], "
+            "rediss://... for TLS, or unix:///path/to/redis.sock"
+        )
+    try:
+        redis.connection.parse_url(url)
+    except ValueError as error:
+        raise ConfigError(f"invalid Redis URL {url!r}: {error}") from error
+    database = urlsplit(url).path.strip("/")
+    if scheme != "unix" and database and not database.isdigit():
+        raise ConfigError(f"invalid Redis URL {url!r}: the database must be a number, as in /0")
+    return url
+
+
+def connect(url: str | None = None) -> redis.Redis:
+    """A checked connection to Redis; one clear ConfigError when it cannot be reached."""
+    url = check_redis_url(redis_url(url))
+    connection = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+    try:
+        connection.ping()
+    except redis.exceptions.AuthenticationError as error:
+        raise ConfigError(f"Redis at {redacted(url)} refused the credentials: {error}") from error
+    except redis.exceptions.RedisError as error:
+        raise ConfigError(
+            f"cannot reach Redis at {redacted(url)} ({error}); start Redis or set "
+            "--redis-url / THUGRQ_REDIS_URL"
+        ) from error
+    return connection
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()

@@ -1,0 +1,127 @@
+"""The one function a thugrq worker runs: analyse a URL with Thug and return the result document.
+
+It runs in the work horse that RQ forks for each job. Thug is imported by the worker before its
+first job (`load_thug`), so each horse inherits it ready; everything Thug sets up per analysis
+lives and dies with the horse.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from types import FrameType, ModuleType
+from typing import Any
+
+from thugrq import results
+from thugrq.options import Options, check_url
+
+#: The dotted name workers accept as a job function; anything else is refused.
+ANALYZE = "thugrq.jobs.analyze"
+
+#: Who runs the analyses (name, country, ASN); set by the worker before it forks horses.
+worker_identity: dict[str, Any] = {}
+
+
+class AnalysisTimeout(BaseException):
+    """Thug's watchdog fired. A BaseException, so Thug's broad `except Exception` can't eat it."""
+
+
+def load_thug() -> ModuleType:
+    """Import Thug (and its JS engine) once, so forked horses start with it loaded."""
+    import thug
+    import thug.ThugAPI  # noqa: F401 - the import is the point
+
+    return thug
+
+
+def thug_versions() -> dict[str, str]:
+    thug = load_thug()
+    return {
+        "version": thug.__version__,
+        "jsengine": thug.__jsengine__,
+        "jsengine_version": thug.__jsengine_version__,
+    }
+
+
+def analyze(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Analyse `url` with Thug under `options`; return the result document (results.SCHEMA).
+
+    The arguments come out of Redis, so they are validated again here. Thug runs in a scratch
+    directory of its own (its working directory and THUG_LOGBASE) that is removed afterwards.
+    """
+    url = check_url(url)
+    checked = Options.from_dict(options)
+    started = _now()
+    status, error, log = results.STATUS_COMPLETED, None, None
+    scratch = tempfile.mkdtemp(prefix="thugrq-")
+    previous_cwd = os.getcwd()
+    try:
+        os.chdir(scratch)
+        os.environ["THUG_LOGBASE"] = scratch
+        log = _run_thug(url, checked, scratch)
+    except AnalysisTimeout:
+        status, error = results.STATUS_TIMEOUT, f"analysis exceeded {checked.timeout} s"
+        log = _thug_json_log()
+    except Exception as exc:  # noqa: BLE001 - any Thug failure becomes a visible result
+        status, error = results.STATUS_ERROR, f"{type(exc).__name__}: {exc}"
+        log = _thug_json_log()
+    finally:
+        os.chdir(previous_cwd)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return results.build(
+        url=url,
+        options=checked.to_dict(),
+        worker=_worker(),
+        thug=thug_versions(),
+        started=started,
+        ended=_now(),
+        status=status,
+        error=error,
+        log=log,
+    )
+
+
+def _run_thug(url: str, options: Options, scratch: str) -> dict[str, Any] | None:
+    from thug.ThugAPI import ThugAPI
+
+    class Analysis(ThugAPI):
+        def analyze(self) -> None:  # required by ThugAPI; we drive it step by step
+            raise NotImplementedError
+
+        def watchdog_cb(self, signum: int, frame: FrameType | None) -> None:
+            # Thug's watchdog would log and then SIGTERM the whole process; end the analysis
+            # here instead, so the horse survives to return a `timeout` result.
+            raise AnalysisTimeout
+
+    thug = Analysis()
+    thug.set_useragent(options.useragent)
+    if options.referer:
+        thug.set_referer(options.referer)
+    thug.set_timeout(options.timeout)
+    thug.set_json_logging()
+    thug.log_init(url)
+    thug.set_log_dir(scratch)
+    thug.run_remote(url)
+    thug.log_event()
+    return _thug_json_log()
+
+
+def _thug_json_log() -> dict[str, Any] | None:
+    """Thug's JSON log, straight from memory (never from files)."""
+    thug_logging = getattr(logging.getLogger("Thug"), "ThugLogging", None)
+    module = getattr(thug_logging, "modules", {}).get("json") if thug_logging else None
+    return getattr(module, "data", None)
+
+
+def _worker() -> dict[str, Any]:
+    from rq import get_current_job
+
+    job = get_current_job()
+    return {"name": job.worker_name if job else None, **worker_identity}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,56 @@
+"""Thug 6.22's browser personalities, by name, with Thug's own descriptions.
+
+Kept here so a submitter can validate `--useragent` without installing Thug; a test checks the
+table against the personalities of the installed Thug.
+"""
+
+DEFAULT_PERSONALITY = "winxpie60"
+
+PERSONALITIES: dict[str, str] = {
+    "winxpie60": "Internet Explorer 6.0 (Windows XP)",
+    "winxpie61": "Internet Explorer 6.1 (Windows XP)",
+    "winxpie70": "Internet Explorer 7.0 (Windows XP)",
+    "winxpie80": "Internet Explorer 8.0 (Windows XP)",
+    "winxpchrome20": "Chrome 20.0.1132.47 (Windows XP)",
+    "winxpfirefox12": "Firefox 12.0 (Windows XP)",
+    "winxpsafari5": "Safari 5.1.7 (Windows XP)",
+    "win2kie60": "Internet Explorer 6.0 (Windows 2000)",
+    "win2kie80": "Internet Explorer 8.0 (Windows 2000)",
+    "win7ie80": "Internet Explorer 8.0 (Windows 7)",
+    "win7ie90": "Internet Explorer 9.0 (Windows 7)",
+    "win7ie100": "Internet Explorer 10.0 (Windows 7)",
+    "win7chrome20": "Chrome 20.0.1132.47 (Windows 7)",
+    "win7chrome40": "Chrome 40.0.2214.91 (Windows 7)",
+    "win7chrome45": "Chrome 45.0.2454.85 (Windows 7)",
+    "win7chrome49": "Chrome 49.0.2623.87 (Windows 7)",
+    "win7firefox3": "Firefox 3.6.13 (Windows 7)",
+    "win7safari5": "Safari 5.1.7 (Windows 7)",
+    "win10ie110": "Internet Explorer 11.0 (Windows 10)",
+    "osx10chrome19": "Chrome 19.0.1084.54 (MacOS X 10.7.4)",
+    "osx10chrome80": "Chrome 80.0.3987.116 (MacOS X 10.15.3)",
+    "osx10chrome97": "Chrome 97.0.4692.99 (MacOS X 10.15.7)",
+    "osx10safari5": "Safari 5.1.1 (MacOS X 10.7.2)",
+    "osx11safari14": "Safari 14.0.3 (MacOS X 11.2.3)",
+    "linuxchrome26": "Chrome 26.0.1410.19 (Linux)",
+    "linuxchrome30": "Chrome 30.0.1599.15 (Linux)",
+    "linuxchrome44": "Chrome 44.0.2403.89 (Linux)",
+    "linuxchrome54": "Chrome 54.0.2840.100 (Linux)",
+    "linuxchrome98": "Chrome 98.0.4758.102 (Linux)",
+    "linuxfirefox19": "Firefox 19.0 (Linux)",
+    "linuxfirefox40": "Firefox 40.0 (Linux)",
+    "galaxy2chrome18": "Chrome 18.0.1025.166 (Samsung Galaxy S II, Android 4.0.3)",
+    "galaxy2chrome25": "Chrome 25.0.1364.123 (Samsung Galaxy S II, Android 4.0.3)",
+    "galaxy2chrome29": "Chrome 29.0.1547.59 (Samsung Galaxy S II, Android 4.1.2)",
+    "nexuschrome18": "Chrome 18.0.1025.133 (Google Nexus, Android 4.0.4)",
+    "ipadchrome33": "Chrome 33.0.1750.21 (iPad, iOS 7.1)",
+    "ipadchrome35": "Chrome 35.0.1916.41 (iPad, iOS 7.1.1)",
+    "ipadchrome37": "Chrome 37.0.2062.52 (iPad, iOS 7.1.2)",
+    "ipadchrome38": "Chrome 38.0.2125.59 (iPad, iOS 8.0.2)",
+    "ipadchrome39": "Chrome 39.0.2171.45 (iPad, iOS 8.1.1)",
+    "ipadchrome45": "Chrome 45.0.2454.68 (iPad, iOS 8.4.1)",
+    "ipadchrome46": "Chrome 46.0.2490.73 (iPad, iOS 9.0.2)",
+    "ipadchrome47": "Chrome 47.0.2526.70 (iPad, iOS 9.1)",
+    "ipadsafari7": "Safari 7.0 (iPad, iOS 7.0.4)",
+    "ipadsafari8": "Safari 8.0 (iPad, iOS 8.0.2)",
+    "ipadsafari9": "Safari 9.0 (iPad, iOS 9.1)",
+}

@@ -1,0 +1,207 @@
+"""The result document: what `analyze` returns, what `thugrq result` and rq-dashboard show.
+
+It leads with the summary an analyst reads first and carries Thug's JSON log, with long
+strings and lists capped so that one hostile page cannot fill Redis.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+SCHEMA = "thugrq.result/1"
+
+STATUS_COMPLETED = "completed"
+STATUS_TIMEOUT = "timeout"
+STATUS_ERROR = "error"
+
+#: Longest string kept in the stored log (page contents, snippets, base64 samples).
+MAX_STRING = 64 * 1024
+#: Most entries kept in any one list of the stored log.
+MAX_ITEMS = 1000
+
+#: Connection methods by which Thug records the browser moving to another page.
+NAVIGATION_METHODS = frozenset({"http-redirect", "meta", "href", "window open"})
+
+
+def build(
+    *,
+    url: str,
+    options: dict[str, Any],
+    worker: dict[str, Any],
+    thug: dict[str, Any],
+    started: datetime,
+    ended: datetime,
+    status: str,
+    error: str | None,
+    log: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Assemble the versioned result document."""
+    log = log or {}
+    capped_log, truncated = cap(log)
+    return {
+        "schema": SCHEMA,
+        "url": url,
+        "options": options,
+        "status": status,
+        "error": error,
+        "worker": worker,
+        "thug": thug,
+        "started": started.isoformat(),
+        "ended": ended.isoformat(),
+        "duration": round((ended - started).total_seconds(), 3),
+        "summary": summarize(url, log),
+        "log": capped_log,
+        "log_truncated": truncated,
+    }
+
+
+def summarize(url: str, log: dict[str, Any]) -> dict[str, Any]:
+    """The facts an analyst reads first, taken from Thug's JSON log."""
+    connections = _list(log, "connections")
+    chain = redirect_chain(url, connections)
+    samples = [_sample(entry) for entry in _list(log, "files")]
+    return {
+        "final_url": chain[-1]["url"],
+        "redirect_chain": chain,
+        "locations": [
+            {
+                "url": entry.get("url"),
+                "status": entry.get("status"),
+                "content_type": entry.get("content-type"),
+                "mimetype": entry.get("mimetype"),
+                "md5": entry.get("md5"),
+                "sha256": entry.get("sha256"),
+                "size": entry.get("size"),
+            }
+            for entry in _list(log, "locations")
+        ],
+        "exploits": [
+            {
+                "url": entry.get("url"),
+                "module": entry.get("module"),
+                "description": entry.get("description"),
+                "cve": entry.get("cve"),
+            }
+            for entry in _list(log, "exploits")
+        ],
+        "classifiers": [
+            {
+                "classifier": entry.get("classifier"),
+                "rule": entry.get("rule"),
+                "url": entry.get("url"),
+                "tags": entry.get("tags"),
+            }
+            for entry in _list(log, "classifiers")
+        ],
+        "samples": samples,
+        "counts": {
+            "locations": len(_list(log, "locations")),
+            "connections": len(connections),
+            "behaviors": len(_list(log, "behavior")),
+            "code_snippets": len(_list(log, "code")),
+            "exploits": len(_list(log, "exploits")),
+            "classifiers": len(_list(log, "classifiers")),
+            "samples": len(samples),
+        },
+    }
+
+
+def redirect_chain(url: str, connections: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every page the browser moved through, in order, starting at the submitted URL.
+
+    Thug logs each move as a connection (source, destination, method); sub-resources such as
+    scripts and frames use other methods and are not part of the chain.
+    """
+    connections = list(connections)
+    start = next(
+        (c.get("destination") for c in connections if c.get("source") == "about:blank"), url
+    )
+    chain = [{"url": start, "via": None}]
+    seen = {start}
+    for connection in connections:
+        source, destination = connection.get("source"), connection.get("destination")
+        if (
+            source == chain[-1]["url"]
+            and connection.get("method") in NAVIGATION_METHODS
+            and destination not in seen
+        ):
+            chain.append({"url": destination, "via": connection.get("method")})
+            seen.add(destination)
+    return chain
+
+
+def _sample(entry: dict[str, Any]) -> dict[str, Any]:
+    try:
+        size: int | None = len(base64.b64decode(entry.get("data") or "", validate=False))
+    except (binascii.Error, ValueError, TypeError):
+        size = None
+    return {
+        "url": entry.get("url"),
+        "type": entry.get("type"),
+        "md5": entry.get("md5"),
+        "sha1": entry.get("sha1"),
+        "sha256": entry.get("sha256"),
+        "size": size,
+    }
+
+
+def _list(log: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    return [entry for entry in log.get(key) or [] if isinstance(entry, dict)]
+
+
+def cap(value: Any) -> tuple[Any, bool]:
+    """A copy of `value` with long strings and lists cut, and whether anything was cut."""
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            return value[:MAX_STRING] + f"...[{len(value) - MAX_STRING} characters cut]", True
+        return value, False
+    if isinstance(value, dict):
+        capped = {key: cap(item) for key, item in value.items()}
+        return {key: item for key, (item, _) in capped.items()}, any(
+            cut for _, cut in capped.values()
+        )
+    if isinstance(value, (list, tuple)):
+        items = [cap(item) for item in value[:MAX_ITEMS]]
+        return [item for item, _ in items], len(value) > MAX_ITEMS or any(c for _, c in items)
+    return value, False
+
+
+def format_summary(document: dict[str, Any]) -> str:
+    """The human view of a result document, as `thugrq result` prints it."""
+    summary = document.get("summary") or {}
+    worker = document.get("worker") or {}
+    status = document.get("status")
+    if document.get("error"):
+        status = f"{status}: {document['error']}"
+    lines = [
+        f"URL          {document.get('url')}",
+        f"Status       {status}",
+        f"Analysed     {document.get('started')} ({document.get('duration')} s) by "
+        f"{worker.get('name') or '?'} ({worker.get('country') or 'no country'}), "
+        f"as {(document.get('options') or {}).get('useragent')}",
+        f"Final URL    {summary.get('final_url')}",
+    ]
+    chain = summary.get("redirect_chain") or []
+    if len(chain) > 1:
+        lines.append("Redirects")
+        lines += [f"  {hop['url']}" + (f"  ({hop['via']})" if hop["via"] else "") for hop in chain]
+    counts = summary.get("counts") or {}
+    lines.append(
+        "Counts       "
+        + ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in counts.items())
+    )
+    for exploit in summary.get("exploits") or []:
+        cve = f" ({exploit['cve']})" if exploit.get("cve") else ""
+        lines.append(f"Exploit      {exploit['module']}: {exploit['description']}{cve}")
+    for sample in summary.get("samples") or []:
+        lines.append(
+            f"Sample       {sample['type']} {sample['size']} bytes from {sample['url']}\n"
+            f"             md5 {sample['md5']}  sha256 {sample['sha256']}"
+        )
+    for match in summary.get("classifiers") or []:
+        lines.append(f"Classifier   {match['classifier']}: {match['rule']} at {match['url']}")
+    return "\n".join(lines)
