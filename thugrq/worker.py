@@ -97,3 +97,7 @@ def main(queues: tuple[str, ...], burst: bool, name: str | None, redis_url: str 
             f"Thug is not installed ({error}); install the worker role as the README says"
         ) from error
     sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

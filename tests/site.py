@@ -1,0 +1,113 @@
+"""The test site: an HTTP server on 127.0.0.1 serving the pages thugrq's tests analyse.
+
+Each page exercises one thing Thug must report: an ActiveX exploit, a redirect chain, an
+obfuscated script, a binary download, a slow response, a huge page. The server records every
+request path so tests can tell what was (or was not) fetched.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+ACTIVEX = b"""<html><body><script>
+var shell = new ActiveXObject("WScript.Shell");
+shell.Run("cmd.exe /c calc.exe");
+</script></body></html>"""
+
+# The same WScript.Shell abuse, hidden behind escape() and eval() as exploit kits do.
+OBFUSCATED = (
+    b"<html><body><script>eval(unescape('"
+    + "".join(
+        f"%{ord(ch):02x}"
+        for ch in 'var s = new ActiveXObject("WScript.Shell"); s.Run("powershell -enc AAAA");'
+    ).encode()
+    + b"'));</script></body></html>"
+)
+
+META_REFRESH = b'<html><head><meta http-equiv="refresh" content="0;url=/chain/js"></head></html>'
+JS_LOCATION = b'<html><body><script>window.location = "/chain/final";</script></body></html>'
+FINAL = b"<html><body><p>the end of the chain</p></body></html>"
+DOWNLOAD = b'<html><body><script>window.location = "/sample.exe";</script></body></html>'
+SLOW_SCRIPT = b'<html><body><script src="/slow?seconds=30"></script></body></html>'
+
+
+def pe_sample() -> bytes:
+    """A minimal PE image: DOS header pointing at a PE header for i386."""
+    dos = b"MZ" + b"\x90" * 58 + struct.pack("<I", 64)
+    pe = b"PE\x00\x00" + struct.pack("<HHIIIHH", 0x14C, 1, 0, 0, 0, 0xE0, 0x102)
+    return dos + pe + b"\x00" * 512
+
+
+PAGES: dict[str, tuple[str, bytes]] = {
+    "/activex": ("text/html", ACTIVEX),
+    "/obfuscated": ("text/html", OBFUSCATED),
+    "/chain/meta": ("text/html", META_REFRESH),
+    "/chain/js": ("text/html", JS_LOCATION),
+    "/chain/final": ("text/html", FINAL),
+    "/download": ("text/html", DOWNLOAD),
+    "/sample.exe": ("application/octet-stream", pe_sample()),
+    "/slow-script": ("text/html", SLOW_SCRIPT),
+    "/huge": ("text/html", b"<html><body>" + b"<p>" + b"A" * (4 * 1024 * 1024) + b"</p></body></html>"),
+}
+
+REDIRECTS = {"/chain/start": "/chain/meta"}
+
+
+class Site:
+    """A running test site; `url(path)` builds addresses, `requests` lists paths served."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.requests: list[str] = []
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                parts = urlsplit(self.path)
+                site.requests.append(parts.path)
+                if parts.path in REDIRECTS:
+                    self.send_response(302)
+                    self.send_header("Location", REDIRECTS[parts.path])
+                    self.end_headers()
+                    return
+                if parts.path == "/slow":
+                    seconds = float(parse_qs(parts.query).get("seconds", ["5"])[0])
+                    time.sleep(seconds)
+                    self._send("application/javascript", b"var slow = 1;")
+                    return
+                if parts.path not in PAGES:
+                    self.send_error(404)
+                    return
+                self._send(*PAGES[parts.path])
+
+            def _send(self, content_type: str, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.server.daemon_threads = True
+        self.host, self.port = self.server.server_address[:2]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def __enter__(self) -> Site:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
