@@ -30,11 +30,11 @@ class ThugrqWorker(Worker):
     queue_class = ThugrqQueue
     job_class = ThugrqJob
 
-    def __init__(self, queues: list[str], **kwargs: Any) -> None:
+    def __init__(self, queues: list[str], *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("serializer", JSONSerializer)
         kwargs.setdefault("job_class", ThugrqJob)
         kwargs.setdefault("queue_class", ThugrqQueue)
-        super().__init__(queues, **kwargs)
+        super().__init__(queues, *args, **kwargs)
 
 
 def default_name() -> str:
