@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.dns_standin import DnsStandIn
 from tests.site import Site
 from thugrq import local
 
@@ -31,6 +32,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped under THUGRQ_REQUIRE_ALL=1: {report.longrepr}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_real_dns() -> Iterator[None]:
+    """Geo lookups go to an empty loopback stand-in (NXDOMAIN for every name) unless a test sets
+    up its own `cymru`: no test may ever ask the real DNS services."""
+    saved = {name: os.environ.get(name) for name in ("THUGRQ_DNS", "THUGRQ_DNS_TIMEOUT")}
+    with DnsStandIn() as empty:
+        os.environ.update(THUGRQ_DNS=empty.address, THUGRQ_DNS_TIMEOUT="0.5")
+        yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def cymru(monkeypatch: pytest.MonkeyPatch) -> Iterator[DnsStandIn]:
+    """The loopback DNS stand-in, set as THUGRQ_DNS for this test and its processes."""
+    with DnsStandIn() as server:
+        monkeypatch.setenv("THUGRQ_DNS", server.address)
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +81,9 @@ def connection(redis_url: str) -> redis.Redis:
 
 @pytest.fixture
 def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
-    """Environment for thugrq processes: the private Redis, and a private THUGRQ_HOME."""
+    """Environment for thugrq processes: the private Redis, and a private THUGRQ_HOME.
+
+    Built when a test asks for it, so it carries THUGRQ_DNS as the test set it."""
     environment = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
     environment["THUGRQ_REDIS_URL"] = redis_url
     environment["THUGRQ_HOME"] = str(tmp_path / "thugrq-home")

@@ -14,7 +14,8 @@ import click
 import redis
 from rq.job import JobStatus
 
-from thugrq import config, submit
+from thugrq import config, fleet, geo, submit
+from thugrq.countries import country_code
 from thugrq.options import MAX_ANALYSIS_TIMEOUT, InvalidInput, Options
 from thugrq.personalities import DEFAULT_PERSONALITY, PERSONALITIES
 from thugrq.queue import ThugrqQueue
@@ -53,7 +54,8 @@ def cli(ctx: click.Context, redis_url: str | None) -> None:
     \b
     Typical use:
       thugrq enqueue http://example.com/ --wait
-      thugrq enqueue --queue IT --queue US http://example.com/   # prints job ids
+      thugrq enqueue --country IT --country US http://example.com/   # prints job ids
+      thugrq workers; thugrq countries                            # the fleet
       thugrq status ID...
       thugrq result ID
     """
@@ -70,6 +72,14 @@ def cli(ctx: click.Context, redis_url: str | None) -> None:
     metavar="QUEUE",
     help="Queue: `generic` (any worker) or a country by code or name (IT, it, Italy). "
     "Repeatable: one job per URL and queue. Default: generic.",
+)
+@click.option(
+    "--country",
+    "-c",
+    "countries",
+    multiple=True,
+    metavar="COUNTRY",
+    help="Country queue, by ISO code or name in any case (it, IT, Italy). Repeatable.",
 )
 @click.option(
     "--useragent",
@@ -94,6 +104,7 @@ def enqueue(
     ctx: click.Context,
     urls: tuple[str, ...],
     queues: tuple[str, ...],
+    countries: tuple[str, ...],
     useragent: str,
     referer: str | None,
     timeout: int,
@@ -108,12 +119,17 @@ def enqueue(
     """
     try:
         options = Options(useragent=useragent, referer=referer, timeout=timeout)
-        submit.validate(urls, queues)  # before connecting: bad input is reported first
+        targets = list(queues) + [country_code(country) for country in countries]
+        _, names = submit.validate(urls, targets or [config.GENERIC_QUEUE])  # before connecting
         connection = _connect(ctx)
-        enqueued = submit.enqueue(connection, urls, queues or (config.GENERIC_QUEUE,), options)
+        enqueued = submit.enqueue(connection, urls, names, options)
     except InvalidInput as error:
         raise Failure(str(error)) from error
     click.echo(f"enqueued {len(enqueued)} job(s)", err=True)
+    served = fleet.served_queues(connection)
+    for name in names:
+        if name != config.GENERIC_QUEUE and name not in served:
+            click.echo(f"warning: no live worker serves {name}: its jobs wait until one starts", err=True)
     if wait:
         _wait_and_report(connection, [job.id for job in enqueued], as_json)
         return
@@ -229,6 +245,70 @@ def queues(ctx: click.Context) -> None:
             f"{queue.name:<10} {queue.count:>7} {queue.started_job_registry.count:>8} "
             f"{queue.finished_job_registry.count:>9} {queue.failed_job_registry.count:>7}"
         )
+
+
+@cli.command(name="geo")
+@click.option("--public-ip", metavar="ADDRESS", help="Locate this address instead of asking DNS.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def geo_command(public_ip: str | None, as_json: bool) -> None:
+    """Show this host's public address, country and ASN, and the queues a worker here would serve.
+
+    The lookup goes through DNS: what-is-my-IP services, then Team Cymru's IP-to-ASN records.
+    THUGRQ_DNS=host:port sends every query to one server.
+    """
+    try:
+        location = geo.locate(public_ip)
+    except geo.GeoError as error:
+        raise Failure(f"cannot find this host's country: {error}") from error
+    queues = [location.country, config.GENERIC_QUEUE]
+    if as_json:
+        _echo_json({**location.to_dict(), "queues": queues})
+        return
+    click.echo(f"address   {location.address}")
+    click.echo(f"country   {location.country}")
+    click.echo(f"asn       AS{location.asn} {location.as_name or ''}".rstrip())
+    click.echo(f"prefix    {location.prefix} ({location.registry})")
+    click.echo(f"queues    {', '.join(queues)}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def workers(ctx: click.Context, as_json: bool) -> None:
+    """List live workers: country, ASN, Thug version, queues, started and last seen."""
+    records = fleet.workers(_connect(ctx))
+    if as_json:
+        for record in records:
+            _echo_json(record.to_dict())
+        return
+    if not records:
+        click.echo("no live workers", err=True)
+        return
+    click.echo(f"{'NAME':<32} {'COUNTRY':<7} {'ASN':<8} {'THUG':<6} {'QUEUES':<14} LAST SEEN")
+    for record in records:
+        click.echo(
+            f"{record.name:<32} {record.country or '-':<7} {record.asn or '-':<8} "
+            f"{record.thug:<6} {','.join(record.queues):<14} {record.last_seen}"
+        )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def countries(ctx: click.Context, as_json: bool) -> None:
+    """List country queues with their live workers and waiting jobs.
+
+    A country whose jobs wait with no live worker to take them is marked STARVING.
+    """
+    rows = fleet.countries(_connect(ctx))
+    if as_json:
+        for row in rows:
+            _echo_json(row.to_dict())
+        return
+    click.echo(f"{'COUNTRY':<8} {'WORKERS':>7} {'WAITING':>7}")
+    for row in rows:
+        mark = "  STARVING: no live worker" if row.starving else ""
+        click.echo(f"{row.country:<8} {row.workers:>7} {row.waiting:>7}{mark}")
 
 
 @cli.command()

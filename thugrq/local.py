@@ -132,7 +132,8 @@ def ensure_worker(url: str) -> None:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         subprocess.Popen(
-            [sys.executable, "-m", "thugrq.worker", "--redis-url", url],
+            # The local worker serves `generic`, which is where ./bin/run puts its jobs.
+            [sys.executable, "-m", "thugrq.worker", "--redis-url", url, "--queue", "generic"],
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,114 @@
+"""The live view of the fleet: who is working where, and which countries are starving.
+
+Each worker keeps a record under `thugrq:worker:<name>` (country, ASN, AS name, Thug version,
+queues, started, last seen). The worker refreshes it with every RQ heartbeat and deletes it when
+it stops; a worker that dies without stopping drops out when the record's TTL runs out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import redis
+
+from thugrq.config import GENERIC_QUEUE
+from thugrq.queue import ThugrqQueue
+
+RECORD_PREFIX = "thugrq:worker:"
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    name: str
+    country: str | None
+    asn: int | None
+    as_name: str | None
+    thug: str
+    queues: list[str]
+    started: str
+    last_seen: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CountryRow:
+    """One country queue: its live workers and waiting jobs."""
+
+    country: str
+    workers: int
+    waiting: int
+
+    @property
+    def starving(self) -> bool:
+        """Jobs wait here and no live worker will take them."""
+        return self.waiting > 0 and self.workers == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "starving": self.starving}
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def register(connection: redis.Redis, record: WorkerRecord, ttl: int) -> None:
+    key = RECORD_PREFIX + record.name
+    pipeline = connection.pipeline()
+    pipeline.delete(key)
+    pipeline.hset(key, mapping={k: json.dumps(v) for k, v in record.to_dict().items()})
+    pipeline.expire(key, ttl)
+    pipeline.execute()
+
+
+def touch(connection: redis.Redis, name: str, ttl: int) -> None:
+    """Mark the worker seen now and keep its record for another `ttl` seconds."""
+    key = RECORD_PREFIX + name
+    connection.hset(key, "last_seen", json.dumps(now()))
+    connection.expire(key, ttl)
+
+
+def unregister(connection: redis.Redis, name: str) -> None:
+    connection.delete(RECORD_PREFIX + name)
+
+
+def workers(connection: redis.Redis) -> list[WorkerRecord]:
+    """Every live worker's record, by name."""
+    fields = [field.name for field in dataclasses.fields(WorkerRecord)]
+    records = []
+    for key in sorted(connection.scan_iter(match=RECORD_PREFIX + "*", count=500)):
+        raw = connection.hgetall(key)
+        try:
+            values = {name: json.loads(raw[name.encode()]) for name in fields}
+        except (KeyError, ValueError):
+            continue  # half-written or expired between SCAN and HGETALL
+        records.append(WorkerRecord(**values))
+    return records
+
+
+def served_queues(connection: redis.Redis) -> set[str]:
+    return {queue for record in workers(connection) for queue in record.queues}
+
+
+def countries(connection: redis.Redis) -> list[CountryRow]:
+    """Every country with a queue or a live worker, with worker and waiting-job counts."""
+    live = workers(connection)
+    waiting = {
+        queue.name: queue.count
+        for queue in ThugrqQueue.all(connection=connection)
+        if queue.name != GENERIC_QUEUE
+    }
+    names = set(waiting) | {r.country for r in live if r.country}
+    return [
+        CountryRow(
+            country=name,
+            workers=sum(1 for record in live if name in record.queues),
+            waiting=waiting.get(name, 0),
+        )
+        for name in sorted(names)
+    ]
