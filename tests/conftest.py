@@ -83,11 +83,17 @@ def connection(redis_url: str) -> redis.Redis:
 def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
     """Environment for thugrq processes: the private Redis, and a private THUGRQ_HOME.
 
-    Built when a test asks for it, so it carries THUGRQ_DNS as the test set it."""
+    THUGRQ_DNS is taken when a process starts (see `with_dns`), so a `cymru` stand-in applies
+    whatever order the fixtures were set up in."""
     environment = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
     environment["THUGRQ_REDIS_URL"] = redis_url
     environment["THUGRQ_HOME"] = str(tmp_path / "thugrq-home")
     return environment
+
+
+def with_dns(environment: dict[str, str]) -> dict[str, str]:
+    """`environment` with this moment's THUGRQ_DNS (the test's `cymru`, or the empty one)."""
+    return {**environment, "THUGRQ_DNS": os.environ["THUGRQ_DNS"]}
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +109,7 @@ def thugrq(env: dict[str, str]):
     def run(*args: str, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(BIN / "thugrq"), *args],
-            env=kwargs.pop("env", env),
+            env=kwargs.pop("env", None) or with_dns(env),
             capture_output=True,
             text=True,
             timeout=300,
@@ -121,7 +127,7 @@ def burst_worker(env: dict[str, str]):
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(BIN / "thugrq-worker"), "--burst", *args],
-            env=env,
+            env=with_dns(env),
             capture_output=True,
             text=True,
             timeout=600,
