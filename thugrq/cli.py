@@ -6,8 +6,11 @@ to stderr, so the output can be piped into other tools.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,7 +19,7 @@ from rq.job import JobStatus
 
 from thugrq import config, fleet, geo, submit
 from thugrq.countries import country_code
-from thugrq.options import MAX_ANALYSIS_TIMEOUT, InvalidInput, Options
+from thugrq.options import InvalidInput, Options, describe
 from thugrq.personalities import DEFAULT_PERSONALITY, PERSONALITIES
 from thugrq.queue import ThugrqQueue
 from thugrq.results import STATUS_COMPLETED, format_summary
@@ -62,40 +65,92 @@ def cli(ctx: click.Context, redis_url: str | None) -> None:
     ctx.obj = {"redis_url": redis_url}
 
 
+def thug_options(command):
+    """Add a flag for every analysis option of `Options` (but the user agent) to `command`."""
+    for field in reversed(dataclasses.fields(Options)):
+        if field.name == "useragent":
+            continue
+        kind, check = field.metadata["kind"], field.metadata["check"]
+        flag = "--" + field.name.replace("_", "-")
+        if kind is bool and field.default:
+            decorator = click.option(
+                "--no-" + field.name.replace("_", "-"), field.name, flag_value=False,
+                default=True, help="Turn off: " + field.metadata["help"][0].lower()
+                + field.metadata["help"][1:],
+            )
+        elif kind is bool:
+            decorator = click.option(flag, field.name, is_flag=True, help=field.metadata["help"])
+        else:
+            decorator = click.option(
+                flag,
+                field.name,
+                type=click.IntRange(*check.bounds) if kind is int else str,
+                default=field.default if field.default != () else None,
+                show_default=field.default not in (None, ()),
+                metavar=field.metadata["metavar"],
+                help=field.metadata["help"],
+                callback=_split_commas if kind is list else None,
+            )
+        command = decorator(command)
+    return command
+
+
+def _split_commas(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple:
+    return tuple(item.strip().lower() for item in value.split(",") if item.strip()) if value else ()
+
+
+def options_from(params: dict[str, Any], useragent: str = DEFAULT_PERSONALITY) -> Options:
+    """Options from the flags `thug_options` added (InvalidInput when a value is refused)."""
+    names = {field.name for field in dataclasses.fields(Options)} - {"useragent"}
+    return Options(useragent=useragent, **{name: params[name] for name in names})
+
+
+def _lines(path: str) -> list[str]:
+    """The lines of a file, or of stdin for `-`."""
+    if path == "-":
+        return sys.stdin.read().splitlines()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise Failure(f"cannot read {path}: {error}") from error
+
+
 @cli.command()
-@click.argument("urls", nargs=-1, required=True, metavar="URL...")
+@click.argument("urls", nargs=-1, metavar="[URL]...")
 @click.option(
-    "--queue",
-    "-q",
-    "queues",
-    multiple=True,
-    metavar="QUEUE",
-    help="Queue: `generic` (any worker) or a country by code or name (IT, it, Italy). "
-    "Repeatable: one job per URL and queue. Default: generic.",
+    "--url-file", "-f", metavar="FILE",
+    help="Read URLs from FILE, one a line (- for stdin); blank lines and # comments are skipped.",
 )
 @click.option(
-    "--country",
-    "-c",
-    "countries",
-    multiple=True,
-    metavar="COUNTRY",
+    "--country", "-c", "countries", multiple=True, metavar="COUNTRY",
     help="Country queue, by ISO code or name in any case (it, IT, Italy). Repeatable.",
 )
+@click.option("--country-file", metavar="FILE", help="Read countries from FILE, one a line.")
+@click.option("--generic", is_flag=True, help="Add the generic queue next to the countries.")
 @click.option(
-    "--useragent",
-    "-u",
-    default=DEFAULT_PERSONALITY,
-    show_default=True,
-    help="Thug browser personality, e.g. win7ie90 (all of them: thugrq useragents).",
+    "--queue", "-q", "queues", multiple=True, metavar="QUEUE",
+    help="Queue by name: generic or a country. Repeatable.",
 )
-@click.option("--referer", "-r", metavar="URL", help="Referer of the first request.")
 @click.option(
-    "--timeout",
-    "-T",
-    type=click.IntRange(1, MAX_ANALYSIS_TIMEOUT),
-    default=config.DEFAULT_ANALYSIS_TIMEOUT,
-    show_default=True,
-    help="Thug's analysis timeout, in seconds.",
+    "--useragent", "-u", "useragents", multiple=True, metavar="NAME",
+    help=f"Thug browser personality (thugrq useragents). Repeatable. Default: {DEFAULT_PERSONALITY}.",
+)
+@click.option("--all-useragents", is_flag=True, help="Every Thug personality.")
+@thug_options
+@click.option(
+    "--result-ttl", type=click.IntRange(60), default=config.RESULT_TTL, show_default=True,
+    metavar="SECONDS", help="How long results (and failures) are kept.",
+)
+@click.option(
+    "--job-timeout", type=click.IntRange(2), metavar="SECONDS",
+    help="Hard limit for a job, after which the worker kills it. "
+    f"Default: the analysis timeout + {config.JOB_TIMEOUT_MARGIN}.",
+)
+@click.option("--at-front", is_flag=True, help="Put the jobs at the front of their queues.")
+@click.option(
+    "--dedupe", type=click.IntRange(0), default=0, metavar="SECONDS",
+    help="Reuse the job of an identical URL x queue x options enqueued in the last SECONDS.",
 )
 @click.option("--wait", "-w", is_flag=True, help="Wait for the analyses and print their outcome.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of text.")
@@ -103,78 +158,222 @@ def cli(ctx: click.Context, redis_url: str | None) -> None:
 def enqueue(
     ctx: click.Context,
     urls: tuple[str, ...],
-    queues: tuple[str, ...],
+    url_file: str | None,
     countries: tuple[str, ...],
-    useragent: str,
-    referer: str | None,
-    timeout: int,
+    country_file: str | None,
+    generic: bool,
+    queues: tuple[str, ...],
+    useragents: tuple[str, ...],
+    all_useragents: bool,
+    result_ttl: int,
+    job_timeout: int | None,
+    at_front: bool,
+    dedupe: int,
     wait: bool,
     as_json: bool,
+    **thug: Any,
 ) -> None:
-    """Queue a Thug analysis of each URL on each queue.
+    """Queue a Thug analysis of each URL, on each queue, as each personality.
 
-    Prints one job id per line (with --json, one object with id, url, queue and useragent).
-    All input is checked first: if anything is invalid, nothing is enqueued.
+    Every job is one URL x one queue x one personality, and one `enqueue` is one group
+    (its id is printed on stderr; `thugrq group ID` compares what each country and
+    personality saw). Without a country or queue, jobs go to `generic`.
+
+    Prints one job id per line (with --json, one object with id, url, queue, useragent and
+    group). All input is checked first: if anything is invalid, nothing is enqueued.
     With --wait, prints each job's outcome instead and exits non-zero if any did not complete.
+
+    \b
+    Examples:
+      thugrq enqueue http://example.com/ --country IT --country US --generic
+      thugrq enqueue -f urls.txt --all-useragents --wait
+      thugrq enqueue http://example.com/ --proxy socks5h://127.0.0.1:9050 --events click
     """
     try:
-        options = Options(useragent=useragent, referer=referer, timeout=timeout)
+        if url_file:
+            urls += tuple(submit.read_urls(_lines(url_file), url_file))
         targets = list(queues) + [country_code(country) for country in countries]
-        _, names = submit.validate(urls, targets or [config.GENERIC_QUEUE])  # before connecting
+        if country_file:
+            targets += submit.read_countries(_lines(country_file), country_file)
+        if generic or not targets:
+            targets.append(config.GENERIC_QUEUE)
+        personalities = list(PERSONALITIES) if all_useragents else list(useragents)
+        base = options_from(thug)
+        variants = [options_from(thug, ua) for ua in personalities]  # checks each name
+        checked_urls, names = submit.validate(urls, targets)  # before connecting
         connection = _connect(ctx)
-        enqueued = submit.enqueue(connection, urls, names, options)
+        total = len(checked_urls) * len(names) * max(1, len(variants))
+        with _progress(total, "enqueueing", threshold=1000) as bar:
+            submission = submit.enqueue(
+                connection, checked_urls, names, base, [v.useragent for v in variants],
+                result_ttl=result_ttl, job_timeout=job_timeout, at_front=at_front,
+                dedupe=dedupe, on_progress=bar.update,
+            )
     except InvalidInput as error:
         raise Failure(str(error)) from error
-    click.echo(f"enqueued {len(enqueued)} job(s)", err=True)
+    reused = sum(job.reused for job in submission.jobs)
+    click.echo(
+        f"enqueued {len(submission.jobs) - reused} job(s)"
+        + (f", reused {reused} (--dedupe)" if reused else "")
+        + f" in group {submission.group}",
+        err=True,
+    )
     served = fleet.served_queues(connection)
     for name in names:
         if name != config.GENERIC_QUEUE and name not in served:
             click.echo(f"warning: no live worker serves {name}: its jobs wait until one starts", err=True)
     if wait:
-        _wait_and_report(connection, [job.id for job in enqueued], as_json)
+        _wait_and_report(connection, [job.id for job in submission.jobs], as_json, None)
         return
-    for job in enqueued:
+    for job in submission.jobs:
         if as_json:
-            _echo_json(
-                {"id": job.id, "url": job.args[0], "queue": job.origin, "useragent": useragent}
-            )
+            _echo_json({**dataclasses.asdict(job), "group": submission.group})
         else:
             click.echo(job.id)
 
 
-def _wait_and_report(connection: redis.Redis, job_ids: list[str], as_json: bool) -> None:
-    with click.progressbar(
-        length=len(job_ids), label="analysing", file=sys.stderr
-    ) as bar:
-        states = submit.wait(connection, job_ids, on_progress=bar.update)
-    failed = False
-    for current in states:
-        _, document = submit.result(connection, current.id)
-        outcome = (document or {}).get("status") or current.status
-        failed |= outcome != STATUS_COMPLETED
-        summary = (document or {}).get("summary") or {}
-        row = {
-            "id": current.id,
-            "url": current.url,
-            "queue": current.queue,
-            "useragent": current.useragent,
-            "status": outcome,
-            "reason": current.reason or (document or {}).get("error"),
-            "final_url": summary.get("final_url"),
-            "exploits": len(summary.get("exploits") or []),
-            "samples": len(summary.get("samples") or []),
-        }
-        if as_json:
-            _echo_json(row)
-        else:
-            click.echo(
-                f"{row['id']}  {row['status']:<9}  {row['queue']:<7}  {row['useragent']:<14}  "
-                f"exploits={row['exploits']} samples={row['samples']}  {row['url']}"
-                + (f" -> {row['final_url']}" if row["final_url"] not in (None, row["url"]) else "")
-                + (f"  ({row['reason']})" if row["reason"] else "")
-            )
-    if failed:
+def _progress(length: int, label: str, threshold: int = 0):
+    """A progress bar on stderr when it is a terminal and the work is big enough."""
+    show = sys.stderr.isatty() and length >= threshold
+    return click.progressbar(
+        length=length, label=label, file=sys.stderr if show else open(os.devnull, "w")
+    )
+
+
+def _wait_and_report(
+    connection: redis.Redis, job_ids: list[str], as_json: bool, timeout: float | None
+) -> list[submit.Outcome]:
+    with _progress(len(job_ids), "analysing") as bar:
+        submit.wait(connection, job_ids, timeout=timeout, on_progress=bar.update)
+    outcomes = [submit.outcome(connection, job_id) for job_id in job_ids]
+    _print_outcomes(outcomes, as_json)
+    if not all(o.ok for o in outcomes):
         sys.exit(1)
+    return outcomes
+
+
+def _print_outcomes(outcomes: list[submit.Outcome], as_json: bool) -> None:
+    if as_json:
+        for row in outcomes:
+            _echo_json(row.to_dict())
+        return
+    click.echo(
+        f"{'ID':<36}  {'STATUS':<9}  {'QUEUE':<7}  {'USERAGENT':<15}  EXPLOITS  SAMPLES  "
+        "URL -> FINAL URL"
+    )
+    for row in outcomes:
+        final = f" -> {row.final_url}" if row.final_url not in (None, row.url) else ""
+        reason = f"  ({row.reason})" if row.reason else ""
+        click.echo(
+            f"{row.id:<36}  {row.status:<9}  {row.queue or '-':<7}  {row.useragent or '-':<15}  "
+            f"{row.exploits:>8}  {row.samples:>7}  {row.url}{final}{reason}"
+        )
+
+
+def _job_ids(connection: redis.Redis, job_ids: tuple[str, ...], group: str | None) -> list[str]:
+    if bool(job_ids) == bool(group):
+        raise click.UsageError("give job ids or --group ID (one of the two)")
+    try:
+        return list(job_ids) or submit.group_jobs(connection, group)
+    except submit.UnknownJob as error:
+        raise Failure(str(error)) from error
+
+
+@cli.command(name="wait")
+@click.argument("job_ids", nargs=-1, metavar="[ID]...")
+@click.option("--group", "-g", metavar="ID", help="Wait for every job of this group.")
+@click.option("--timeout", type=float, metavar="SECONDS", help="Stop waiting after SECONDS.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def wait_command(
+    ctx: click.Context, job_ids: tuple[str, ...], group: str | None, timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Wait for jobs to end, then print each outcome (status, final URL, exploits, samples).
+
+    Exits non-zero when any job failed, timed out, or is still unfinished.
+    """
+    connection = _connect(ctx)
+    _wait_and_report(connection, _job_ids(connection, job_ids, group), as_json, timeout)
+
+
+@cli.command(name="group")
+@click.argument("group_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@click.pass_context
+def group_command(ctx: click.Context, group_id: str, as_json: bool) -> None:
+    """Show every job of a group and compare the finished analyses of each URL.
+
+    The comparison names each URL whose final URL, redirect chain, exploits or samples
+    differ between countries or personalities, and who saw what: the mark of cloaking.
+    """
+    connection = _connect(ctx)
+    outcomes = [submit.outcome(connection, job_id) for job_id in _job_ids(connection, (), group_id)]
+    differences = submit.compare_outcomes(outcomes)
+    if as_json:
+        click.echo(json.dumps({
+            "group": group_id,
+            "jobs": [o.to_dict() for o in outcomes],
+            "differences": [d.to_dict() for d in differences],
+        }, indent=2, sort_keys=True))
+        return
+    _print_outcomes(outcomes, as_json=False)
+    finished = sum(o.summary is not None for o in outcomes)
+    click.echo(f"\n{finished} of {len(outcomes)} analyses finished.")
+    if not differences:
+        click.echo("No differences between the finished analyses of each URL.")
+    for difference in differences:
+        click.echo(f"\nDIFFERENT {difference.aspect} for {difference.url}:")
+        for value, who in difference.seen.items():
+            click.echo(f"  {', '.join(who)}:\n    {value}")
+
+
+@cli.command()
+@click.argument("job_ids", nargs=-1, metavar="[ID]...")
+@click.option("--group", "-g", metavar="ID", help="Export every finished job of this group.")
+@click.option(
+    "--output", "-o", "directory", required=True, metavar="DIR",
+    type=click.Path(file_okay=False, writable=True), help="Directory to write into (created).",
+)
+@click.pass_context
+def export(ctx: click.Context, job_ids: tuple[str, ...], group: str | None, directory: str) -> None:
+    """Write each finished job's result document to DIR/ID.json, for other tools.
+
+    Jobs without a result are named on stderr, and the exit status is then non-zero.
+    """
+    connection = _connect(ctx)
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    missing = 0
+    for job_id in _job_ids(connection, job_ids, group):
+        try:
+            current, document = submit.result(connection, job_id)
+        except submit.UnknownJob as error:
+            click.echo(f"{job_id}: {error}", err=True)
+            missing += 1
+            continue
+        if document is None:
+            click.echo(f"{job_id}: not exported, the job is {current.status}", err=True)
+            missing += 1
+            continue
+        path = target / f"{current.id}.json"
+        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        click.echo(str(path))
+    if missing:
+        sys.exit(1)
+
+
+@cli.command(name="options")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def options_command(as_json: bool) -> None:
+    """List the analysis options a submitter may set, with types and defaults."""
+    for entry in describe():
+        if as_json:
+            _echo_json(entry)
+        else:
+            flag = "--" + entry["name"].replace("_", "-")
+            default = "" if entry["default"] in (None, (), []) else f" (default: {entry['default']})"
+            click.echo(f"{flag:<26} {entry['type']:<8} {entry['help']}{default}")
 
 
 @cli.command()

@@ -97,10 +97,7 @@ def _run_thug(url: str, options: Options, scratch: str) -> dict[str, Any] | None
             raise AnalysisTimeout
 
     thug = Analysis()
-    thug.set_useragent(options.useragent)
-    if options.referer:
-        thug.set_referer(options.referer)
-    thug.set_timeout(options.timeout)
+    options.apply(thug)
     thug.set_json_logging()
     thug.log_init(url)
     thug.set_log_dir(scratch)

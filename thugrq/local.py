@@ -17,12 +17,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import redis
 
 from thugrq import config, submit
-from thugrq.options import MAX_ANALYSIS_TIMEOUT, InvalidInput, Options
+from thugrq.cli import options_from, thug_options
+from thugrq.options import InvalidInput
 from thugrq.personalities import DEFAULT_PERSONALITY
 from thugrq.results import STATUS_COMPLETED, format_summary
 from thugrq.worker import ThugrqWorker
@@ -176,11 +178,9 @@ def stop_stack() -> None:
 @click.argument("url", required=False)
 @click.option("--useragent", "-u", default=DEFAULT_PERSONALITY, show_default=True,
               help="Thug browser personality (see `thugrq useragents`).")
-@click.option("--timeout", "-T", type=click.IntRange(1, MAX_ANALYSIS_TIMEOUT),
-              default=config.DEFAULT_ANALYSIS_TIMEOUT, show_default=True,
-              help="Thug's analysis timeout, in seconds.")
+@thug_options
 @click.option("--stop", is_flag=True, help="Stop the local worker and embedded Redis, and exit.")
-def main(url: str | None, useragent: str, timeout: int, stop: bool) -> None:
+def main(url: str | None, useragent: str, stop: bool, **thug: Any) -> None:
     """Analyse URL on the local stack and print the summary.
 
     Starts what is missing first: the embedded Redis (unless one is configured) and a
@@ -192,12 +192,12 @@ def main(url: str | None, useragent: str, timeout: int, stop: bool) -> None:
     if not url:
         raise click.UsageError("give the URL to analyse, or --stop")
     try:
-        options = Options(useragent=useragent, timeout=timeout)
-        submit.validate([url], [])
+        options = options_from(thug, useragent)
+        submit.validate([url], [config.GENERIC_QUEUE])
         redis_url = ensure_redis()
         ensure_worker(redis_url)
         connection = config.connect(redis_url)
-        (job,) = submit.enqueue(connection, [url], options=options)
+        (job,) = submit.enqueue(connection, [url], options=options).jobs
     except (InvalidInput, config.ConfigError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"job {job.id} on {config.redacted(redis_url)}", err=True)

@@ -7,21 +7,31 @@ MULTI/EXEC pipeline, so it is enqueued whole or not at all.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 from rq.exceptions import NoSuchJobError
+from rq.group import Group
 from rq.job import JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from thugrq import config, jobs
-from thugrq.countries import queue_name
-from thugrq.options import Options, check_url
+from thugrq import config
+from thugrq.compare import Analysis, Difference, compare
+from thugrq.results import STATUS_COMPLETED
+from thugrq import jobs as jobs_module
+from thugrq.countries import country_code, queue_name
+from thugrq.options import InvalidInput, Options, check_url
 from thugrq.queue import ThugrqJob, ThugrqQueue
+
+DEDUPE_PREFIX = "thugrq:dedupe:"
 
 FINAL_STATES = frozenset(
     {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -48,42 +58,155 @@ class JobState:
         return self.status in FINAL_STATES
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """One enqueued analysis: one URL on one queue as one personality."""
+
+    id: str
+    url: str
+    queue: str
+    useragent: str
+    #: True when --dedupe found the same analysis enqueued within the window.
+    reused: bool = False
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What one `enqueue` call created: a group of jobs."""
+
+    group: str
+    jobs: list[Submitted]
+
+
+def read_urls(lines: Iterable[str], source: str) -> list[str]:
+    """The URLs of a URL file (blank lines and # comments skipped); InvalidInput names the line."""
+    urls = []
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            urls.append(check_url(text))
+        except InvalidInput as error:
+            raise InvalidInput(f"{source} line {number}: {error}") from error
+    return urls
+
+
+def read_countries(lines: Iterable[str], source: str) -> list[str]:
+    """The country queues of a country file, one code or name a line, like a URL file."""
+    codes = []
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if text and not text.startswith("#"):
+            try:
+                codes.append(country_code(text))
+            except InvalidInput as error:
+                raise InvalidInput(f"{source} line {number}: {error}") from error
+    return codes
+
+
+def validate(urls: Iterable[str], queues: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Checked URLs and queue names (duplicates dropped), or InvalidInput for the first bad one."""
+    checked = [check_url(url) for url in urls]
+    names = list(dict.fromkeys(queue_name(q) for q in queues))
+    if not checked:
+        raise InvalidInput("no URL given: name URLs as arguments or in --url-file")
+    if not names:
+        raise InvalidInput("no queue given")
+    return checked, names
+
+
+def dedupe_key(url: str, queue: str, options: Options) -> str:
+    identity = json.dumps([url, queue, options.to_dict()], sort_keys=True)
+    return DEDUPE_PREFIX + hashlib.sha256(identity.encode()).hexdigest()
+
+
 def enqueue(
     connection: redis.Redis,
     urls: Iterable[str],
     queues: Sequence[str] = (config.GENERIC_QUEUE,),
     options: Options | None = None,
+    useragents: Sequence[str] | None = None,
+    *,
     result_ttl: int = config.RESULT_TTL,
-) -> list[ThugrqJob]:
-    """Enqueue one analysis per URL and queue; validates all input first (InvalidInput)."""
-    options = options or Options()
+    job_timeout: int | None = None,
+    at_front: bool = False,
+    dedupe: int = 0,
+    on_progress: Callable[[int], None] | None = None,
+) -> Submission:
+    """Enqueue one analysis per URL x queue x personality, as one group.
+
+    All input is validated first (InvalidInput); then every new job, the group and the dedupe
+    marks go to Redis in one MULTI/EXEC pipeline, so the batch lands whole or not at all.
+    With `dedupe` seconds, an identical analysis enqueued within that window is reused.
+    """
+    base = options or Options()
     checked_urls, queue_names = validate(urls, queues)
-    arguments = options.to_dict()
-    pipeline = connection.pipeline(transaction=True)
-    enqueued: list[ThugrqJob] = []
-    for name in queue_names:
-        queue = ThugrqQueue(name, connection=connection)
-        enqueued += queue.enqueue_many(
-            [
-                Queue.prepare_data(
-                    jobs.ANALYZE,
-                    args=(url, arguments),
-                    timeout=options.timeout + config.JOB_TIMEOUT_MARGIN,
-                    result_ttl=result_ttl,
-                    failure_ttl=result_ttl,
-                    description=f"thug {url} as {options.useragent} from {name}",
-                )
-                for url in checked_urls
-            ],
-            pipeline=pipeline,
+    variants = [dataclasses.replace(base, useragent=ua) for ua in dict.fromkeys(useragents or [base.useragent])]
+    timeout = job_timeout or base.timeout + config.JOB_TIMEOUT_MARGIN
+    if timeout <= base.timeout:
+        raise InvalidInput(
+            f"invalid job timeout {timeout}: it must be longer than the analysis timeout "
+            f"({base.timeout} s), or Thug could not report a timeout"
         )
+    group = Group(connection, name=uuid.uuid4().hex)
+    wanted = [(url, queue, opts) for queue in queue_names for opts in variants for url in checked_urls]
+    existing: dict[int, str] = {}
+    if dedupe:
+        keys = [dedupe_key(*item) for item in wanted]
+        for index, job_id in enumerate(connection.mget(keys)):
+            if job_id and connection.exists(ThugrqJob.key_for(job_id.decode())):
+                existing[index] = job_id.decode()
+
+    pipeline = connection.pipeline(transaction=True)
+    created: dict[int, str] = {}
+    chunk = len(checked_urls)  # `wanted` runs queue by queue, personality by personality
+    for start in range(0, len(wanted), chunk):
+        queue, opts = wanted[start][1], wanted[start][2]
+        indexes = [i for i in range(start, start + chunk) if i not in existing]
+        if indexes:
+            jobs = ThugrqQueue(queue, connection=connection).enqueue_many(
+                [
+                    Queue.prepare_data(
+                        jobs_module.ANALYZE,
+                        args=(wanted[i][0], opts.to_dict()),
+                        timeout=timeout,
+                        result_ttl=result_ttl,
+                        failure_ttl=result_ttl,
+                        description=f"thug {wanted[i][0]} as {opts.useragent} from {queue}",
+                        at_front=at_front,
+                    )
+                    for i in indexes
+                ],
+                pipeline=pipeline,
+                group_id=group.name,
+            )
+            created.update(zip(indexes, (job.id for job in jobs)))
+        if on_progress:
+            on_progress(chunk)
+    ids = {**existing, **created}
+    pipeline.sadd(group.key, *ids.values())
+    pipeline.sadd(Group.REDIS_GROUP_KEY, group.name)
+    pipeline.expire(group.key, result_ttl)
+    if dedupe:
+        for index, job_id in created.items():
+            pipeline.set(dedupe_key(*wanted[index]), job_id, ex=dedupe)
     pipeline.execute()
-    return enqueued
+    return Submission(
+        group=group.name,
+        jobs=[
+            Submitted(ids[i], url, queue, opts.useragent, reused=i in existing)
+            for i, (url, queue, opts) in enumerate(wanted)
+        ],
+    )
 
 
-def validate(urls: Iterable[str], queues: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Checked URLs and queue names (duplicates dropped), or InvalidInput for the first bad one."""
-    return [check_url(url) for url in urls], list(dict.fromkeys(queue_name(q) for q in queues))
+def group_jobs(connection: redis.Redis, group_id: str) -> list[str]:
+    """The ids of a group's jobs (those not yet expired), or UnknownJob."""
+    members = connection.smembers(Group.get_key(group_id))
+    if not members:
+        raise UnknownJob(f"no group {group_id!r} in Redis (never created, or expired)")
+    return sorted(member.decode() for member in members)
 
 
 def fetch(connection: redis.Redis, job_id: str) -> ThugrqJob:
@@ -150,6 +273,59 @@ def wait(
             break
         time.sleep(interval)
     return [done.get(job_id) or state(connection, job_id) for job_id in job_ids]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended (or where it stands), with the headline facts of its result."""
+
+    id: str
+    url: str | None
+    queue: str | None
+    useragent: str | None
+    #: The analysis status (completed, timeout, error) once finished, else the job's status.
+    status: str
+    reason: str | None
+    final_url: str | None
+    exploits: int
+    samples: int
+    summary: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_COMPLETED
+
+    def to_dict(self) -> dict[str, Any]:
+        row = dataclasses.asdict(self)
+        del row["summary"]
+        return row
+
+
+def outcome(connection: redis.Redis, job_id: str) -> Outcome:
+    current, document = result(connection, job_id)
+    document = document or {}
+    summary = document.get("summary") or {}
+    return Outcome(
+        id=current.id,
+        url=current.url,
+        queue=current.queue,
+        useragent=current.useragent,
+        status=document.get("status") or current.status,
+        reason=current.reason or document.get("error"),
+        final_url=summary.get("final_url"),
+        exploits=len(summary.get("exploits") or []),
+        samples=len(summary.get("samples") or []),
+        summary=summary or None,
+    )
+
+
+def compare_outcomes(outcomes: Iterable[Outcome]) -> list[Difference]:
+    """Where the finished analyses of the same URL disagree (see thugrq.compare)."""
+    return compare(
+        Analysis(o.url or "", f"{o.queue}/{o.useragent}", o.summary)
+        for o in outcomes
+        if o.summary is not None and o.status == STATUS_COMPLETED
+    )
 
 
 def _safe_args(job: ThugrqJob) -> tuple[str | None, str | None]:
