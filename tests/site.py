@@ -68,6 +68,13 @@ class Site:
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 parts = urlsplit(self.path)
                 site.requests.append(parts.path)
+                if parts.path == "/cloak":
+                    # Exploit kits serve the exploit only to the browsers it works on.
+                    target = "/activex" if "MSIE 6.0" in self.headers.get("User-Agent", "") else "/chain/final"
+                    self.send_response(302)
+                    self.send_header("Location", target)
+                    self.end_headers()
+                    return
                 if parts.path in REDIRECTS:
                     self.send_response(302)
                     self.send_header("Location", REDIRECTS[parts.path])
