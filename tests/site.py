@@ -1,8 +1,9 @@
 """The test site: an HTTP server on 127.0.0.1 serving the pages thugrq's tests analyse.
 
 Each page exercises one thing Thug must report: an ActiveX exploit, a redirect chain, an
-obfuscated script, a binary download, a slow response, a huge page. The server records every
-request path so tests can tell what was (or was not) fetched.
+obfuscated script, a binary download, a slow response, a huge page; and one thing a dashboard
+must not do: run the markup of an analysed page. The server records every request path so tests
+can tell what was (or was not) fetched.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ META_REFRESH = b'<html><head><meta http-equiv="refresh" content="0;url=/chain/js
 JS_LOCATION = b'<html><body><script>window.location = "/chain/final";</script></body></html>'
 FINAL = b"<html><body><p>the end of the chain</p></body></html>"
 DOWNLOAD = b'<html><body><script>window.location = "/sample.exe";</script></body></html>'
+# Markup that runs a script wherever a page inserts it as HTML: the analyst's dashboard must not.
+HOSTILE = b'<html><body><img src="/hostile.png" onerror="window.pwned = 1"><p>hostile</p></body></html>'
 SLOW_SCRIPT = b'<html><body><script src="/slow?seconds=30"></script></body></html>'
+INFINITE_LOOP = b"<html><body><script>var i = 0; while (true) { i++; }</script></body></html>"
 
 
 def pe_sample() -> bytes:
@@ -51,6 +55,8 @@ PAGES: dict[str, tuple[str, bytes]] = {
     "/download": ("text/html", DOWNLOAD),
     "/sample.exe": ("application/octet-stream", pe_sample()),
     "/slow-script": ("text/html", SLOW_SCRIPT),
+    "/hostile": ("text/html", HOSTILE),
+    "/infinite-loop": ("text/html", INFINITE_LOOP),
     "/huge": ("text/html", b"<html><body>" + b"<p>" + b"A" * (4 * 1024 * 1024) + b"</p></body></html>"),
 }
 
@@ -79,6 +85,12 @@ class Site:
                     self.send_response(302)
                     self.send_header("Location", REDIRECTS[parts.path])
                     self.end_headers()
+                    return
+                if parts.path == "/paced":
+                    # A page whose analysis takes about `seconds`: it loads a slow script.
+                    seconds = parse_qs(parts.query).get("seconds", ["2"])[0]
+                    page = f'<html><body><script src="/slow?seconds={float(seconds)}"></script></body></html>'
+                    self._send("text/html", page.encode())
                     return
                 if parts.path == "/slow":
                     seconds = float(parse_qs(parts.query).get("seconds", ["5"])[0])

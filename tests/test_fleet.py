@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 
 import pytest
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from tests.conftest import BIN, with_dns
+from tests.conftest import wait_for
 from thugrq.queue import ThugrqJob, ThugrqQueue
 
 
@@ -19,35 +17,6 @@ def italy(cymru):
     cymru.add("myip.opendns.com", "A", "192.0.2.10")
     cymru.add_txt("10.2.0.192.origin.asn.cymru.com", "64500 | 192.0.2.0/24 | IT | ripencc | 2001-01-01")
     return cymru
-
-
-@pytest.fixture
-def background_worker(env):
-    """Start `thugrq-worker ARGS...` in the background; stopped (warm) after the test."""
-    started = []
-
-    def start(*args: str) -> subprocess.Popen:
-        process = subprocess.Popen(
-            [str(BIN / "thugrq-worker"), *args], env=with_dns(env),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.terminate()
-        process.wait(timeout=60)
-
-
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def workers_json(thugrq) -> list[dict]:

@@ -17,7 +17,7 @@ import click
 import redis
 from rq.job import JobStatus
 
-from thugrq import config, fleet, geo, submit
+from thugrq import config, dashboard, fleet, geo, submit
 from thugrq.countries import country_code
 from thugrq.options import InvalidInput, Options, describe
 from thugrq.personalities import DEFAULT_PERSONALITY, PERSONALITIES
@@ -31,7 +31,13 @@ class Failure(click.ClickException):
     """A clear one-line error and a non-zero exit, never a traceback."""
 
 
+#: The (password-less) URL of the Redis the running command talks to, for error messages.
+_connected_to = "Redis"
+
+
 def _connect(ctx: click.Context) -> redis.Redis:
+    global _connected_to
+    _connected_to = config.redacted(config.redis_url(ctx.obj["redis_url"]))
     try:
         return config.connect(ctx.obj["redis_url"])
     except config.ConfigError as error:
@@ -149,6 +155,10 @@ def _lines(path: str) -> list[str]:
 )
 @click.option("--at-front", is_flag=True, help="Put the jobs at the front of their queues.")
 @click.option(
+    "--retries", type=click.IntRange(0, 5), default=config.DEFAULT_RETRIES, show_default=True,
+    help="Runs again, with backoff, of a job whose worker or work horse died.",
+)
+@click.option(
     "--dedupe", type=click.IntRange(0), default=0, metavar="SECONDS",
     help="Reuse the job of an identical URL x queue x options enqueued in the last SECONDS.",
 )
@@ -168,6 +178,7 @@ def enqueue(
     result_ttl: int,
     job_timeout: int | None,
     at_front: bool,
+    retries: int,
     dedupe: int,
     wait: bool,
     as_json: bool,
@@ -207,7 +218,7 @@ def enqueue(
             submission = submit.enqueue(
                 connection, checked_urls, names, base, [v.useragent for v in variants],
                 result_ttl=result_ttl, job_timeout=job_timeout, at_front=at_front,
-                dedupe=dedupe, on_progress=bar.update,
+                dedupe=dedupe, retries=retries, on_progress=bar.update,
             )
     except InvalidInput as error:
         raise Failure(str(error)) from error
@@ -510,6 +521,100 @@ def countries(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{row.country:<8} {row.workers:>7} {row.waiting:>7}{mark}")
 
 
+@cli.command(name="dashboard")
+@click.option(
+    "--bind", "-b", default=dashboard.DEFAULT_BIND, show_default=True, metavar="ADDRESS",
+    help="Address to listen on. Anything but loopback needs --username and --password.",
+)
+@click.option(
+    "--port", "-p", type=click.IntRange(1, 65535), default=config.DEFAULT_DASHBOARD_PORT,
+    show_default=True, envvar=config.DASHBOARD_PORT_VARIABLE, show_envvar=True,
+    help="Port to listen on.",
+)
+@click.option(
+    "--username", envvar="THUGRQ_DASHBOARD_USERNAME", show_envvar=True, metavar="NAME",
+    help="Require HTTP basic auth with this username (and --password) on every request.",
+)
+@click.option(
+    "--password", envvar="THUGRQ_DASHBOARD_PASSWORD", show_envvar=True, metavar="SECRET",
+    help="The password for --username; the variable keeps it out of the process list.",
+)
+@click.pass_context
+def dashboard_command(
+    ctx: click.Context, bind: str, port: int, username: str | None, password: str | None
+) -> None:
+    """Serve rq-dashboard for thugrq's Redis until interrupted: queues with their counts,
+    workers (named COUNTRY.host.pid) with their queues and current job, and each job with its
+    description (URL, personality, queue) and result document.
+
+    It reads thugrq's JSON jobs. It listens on 127.0.0.1 unless told otherwise, and refuses
+    any other address without --username and --password (plain HTTP: put TLS in front of it
+    to go beyond a trusted network).
+    """
+    redis_url = config.redis_url(ctx.obj["redis_url"])
+    try:
+        dashboard.check_bind(bind, username, password)
+        _connect(ctx)
+        dashboard.serve(
+            redis_url, bind, port, username, password,
+            on_ready=lambda url: click.echo(
+                f"rq-dashboard for thugrq at {url} on {config.redacted(redis_url)}", err=True
+            ),
+        )
+    except config.ConfigError as error:
+        raise Failure(str(error)) from error
+
+
+@cli.command()
+@click.option(
+    "--workers", "-n", type=click.IntRange(1, 64), default=1, show_default=True,
+    help="Workers to have running (on the generic queue); up never stops one.",
+)
+@click.option(
+    "--dashboard-port", type=click.IntRange(1, 65535), metavar="PORT",
+    help=f"Serve the dashboard on PORT (default: ${config.DASHBOARD_PORT_VARIABLE}, else "
+    f"{config.DEFAULT_DASHBOARD_PORT}, else a free port when that one is taken).",
+)
+@click.pass_context
+def up(ctx: click.Context, workers: int, dashboard_port: int | None) -> None:
+    """Start the local stack, or what is missing of it: the embedded Redis (unless one is
+    configured), background workers serving `generic`, and the dashboard on 127.0.0.1.
+
+    Running it again starts nothing that is already running. Logs and pid files go to the
+    user's data directory (~/.local/share/thugrq, or $THUGRQ_HOME); `thugrq down` stops
+    the stack.
+    """
+    from thugrq import local  # not at the top: local's ./bin/run command imports this module
+
+    try:
+        stack = local.up(workers, dashboard_port, redis_url=ctx.obj["redis_url"])
+    except config.ConfigError as error:
+        raise Failure(str(error)) from error
+    click.echo(f"redis      {config.redacted(stack.redis_url)}")
+    click.echo(f"workers    {len(stack.workers)} (logs: {stack.directory}/worker-N.log)")
+    click.echo(f"dashboard  {stack.dashboard_url}")
+
+
+@cli.command()
+@click.option(
+    "--grace", type=click.FloatRange(0), default=config.STOP_GRACE, show_default=True,
+    metavar="SECONDS",
+    help="How long a busy worker may take to finish its analysis before it is stopped anyway.",
+)
+def down(grace: float) -> None:
+    """Stop the local stack that `thugrq up` (or ./bin/run) started: the dashboard, the
+    workers and their analyses, and the embedded Redis (its data stays). A Redis that thugrq
+    did not start is left alone.
+    """
+    from thugrq import local  # not at the top: local's ./bin/run command imports this module
+
+    try:
+        stopped = local.down(grace=grace)
+    except config.ConfigError as error:
+        raise Failure(str(error)) from error
+    click.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running", err=True)
+
+
 @cli.command()
 def useragents() -> None:
     """List Thug's browser personalities (values for --useragent)."""
@@ -518,4 +623,13 @@ def useragents() -> None:
 
 
 def main() -> None:
-    cli(prog_name="thugrq")
+    try:
+        cli(prog_name="thugrq")
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+        # Redis went away in the middle of a command: one line, never a traceback.
+        click.echo(f"Error: lost the connection to Redis at {_connected_to} ({error})", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

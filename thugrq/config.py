@@ -13,6 +13,10 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 GENERIC_QUEUE = "generic"
 
+#: Where `thugrq dashboard` and the local stack serve rq-dashboard unless told otherwise.
+DEFAULT_DASHBOARD_PORT = 9181
+DASHBOARD_PORT_VARIABLE = "THUGRQ_DASHBOARD_PORT"
+
 #: Results (and failures) stay in Redis for 30 days unless the submitter says otherwise.
 RESULT_TTL = 30 * 24 * 3600
 #: Thug's own analysis timeout when the submitter gives none (seconds).
@@ -20,6 +24,10 @@ DEFAULT_ANALYSIS_TIMEOUT = 300
 #: RQ's job timeout is the analysis timeout plus this margin: both use SIGALRM, and Thug's
 #: watchdog must fire first so a slow page ends as a `timeout` result, not a killed horse.
 JOB_TIMEOUT_MARGIN = 60
+#: How long `thugrq down` lets a busy local worker finish its analysis before stopping it.
+STOP_GRACE = 10.0
+#: How many times a job whose work horse crashed, or whose worker died, runs again.
+DEFAULT_RETRIES = 2
 
 
 class ConfigError(Exception):
@@ -39,6 +47,16 @@ def redis_url(explicit: str | None = None) -> str:
 def redis_url_configured() -> bool:
     """Whether the user named a Redis (otherwise the local stack may bring its own)."""
     return any(os.environ.get(name) for name in REDIS_URL_VARIABLES)
+
+
+def dashboard_port() -> int:
+    """The dashboard's port: THUGRQ_DASHBOARD_PORT, else 9181."""
+    value = os.environ.get(DASHBOARD_PORT_VARIABLE)
+    if not value:
+        return DEFAULT_DASHBOARD_PORT
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ConfigError(f"invalid {DASHBOARD_PORT_VARIABLE} {value!r}: give a port number")
+    return int(value)
 
 
 def check_redis_url(url: str) -> str:

@@ -7,15 +7,18 @@ lives and dies with the horse.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
 import tempfile
 from datetime import datetime, timezone
+from collections.abc import Callable
 from types import FrameType, ModuleType
 from typing import Any
 
 from thugrq import results
+from thugrq.deadline import Deadline
 from thugrq.options import Options, check_url
 
 #: The dotted name workers accept as a job function; anything else is refused.
@@ -23,6 +26,10 @@ ANALYZE = "thugrq.jobs.analyze"
 
 #: Who runs the analyses (name, country, ASN); set by the worker before it forks horses.
 worker_identity: dict[str, Any] = {}
+
+#: Set by the worker in each horse: records the result of an analysis stuck in JavaScript past
+#: its deadline, and ends the horse. Without it such an analysis runs until its job is killed.
+on_overrun: Callable[[dict[str, Any]], None] | None = None
 
 
 class AnalysisTimeout(BaseException):
@@ -51,37 +58,50 @@ def analyze(url: str, options: dict[str, Any]) -> dict[str, Any]:
 
     The arguments come out of Redis, so they are validated again here. Thug runs in a scratch
     directory of its own (its working directory and THUG_LOGBASE) that is removed afterwards.
+    The analysis ends as `timeout` at `options.timeout` seconds, plus deadline.GRACE when
+    JavaScript never yields (then `on_overrun` delivers the result; see thugrq.deadline).
     """
     url = check_url(url)
     checked = Options.from_dict(options)
     started = _now()
-    status, error, log = results.STATUS_COMPLETED, None, None
     scratch = tempfile.mkdtemp(prefix="thugrq-")
     previous_cwd = os.getcwd()
+    timed_out = f"analysis exceeded {checked.timeout} s"
+
+    def document(status: str, error: str | None, log: dict[str, Any] | None) -> dict[str, Any]:
+        return results.build(
+            url=url,
+            options=checked.to_dict(),
+            worker=_worker(),
+            thug=thug_versions(),
+            started=started,
+            ended=_now(),
+            status=status,
+            error=error,
+            log=log,
+        )
+
+    def overrun() -> None:
+        # Called from the deadline thread while the main thread is stuck in JavaScript.
+        shutil.rmtree(scratch, ignore_errors=True)
+        assert on_overrun is not None
+        on_overrun(
+            document(results.STATUS_TIMEOUT, timed_out + " (JavaScript never yielded)", _snapshot())
+        )
+
     try:
         os.chdir(scratch)
         os.environ["THUG_LOGBASE"] = scratch
-        log = _run_thug(url, checked, scratch)
+        with Deadline(checked.timeout, AnalysisTimeout, overrun if on_overrun else None):
+            log = _run_thug(url, checked, scratch)
+        return document(results.STATUS_COMPLETED, None, log)
     except AnalysisTimeout:
-        status, error = results.STATUS_TIMEOUT, f"analysis exceeded {checked.timeout} s"
-        log = _thug_json_log()
+        return document(results.STATUS_TIMEOUT, timed_out, _thug_json_log())
     except Exception as exc:  # noqa: BLE001 - any Thug failure becomes a visible result
-        status, error = results.STATUS_ERROR, f"{type(exc).__name__}: {exc}"
-        log = _thug_json_log()
+        return document(results.STATUS_ERROR, f"{type(exc).__name__}: {exc}", _thug_json_log())
     finally:
         os.chdir(previous_cwd)
         shutil.rmtree(scratch, ignore_errors=True)
-    return results.build(
-        url=url,
-        options=checked.to_dict(),
-        worker=_worker(),
-        thug=thug_versions(),
-        started=started,
-        ended=_now(),
-        status=status,
-        error=error,
-        log=log,
-    )
 
 
 def _run_thug(url: str, options: Options, scratch: str) -> dict[str, Any] | None:
@@ -111,6 +131,16 @@ def _thug_json_log() -> dict[str, Any] | None:
     thug_logging = getattr(logging.getLogger("Thug"), "ThugLogging", None)
     module = getattr(thug_logging, "modules", {}).get("json") if thug_logging else None
     return getattr(module, "data", None)
+
+
+def _snapshot() -> dict[str, Any] | None:
+    """A copy of Thug's JSON log taken from another thread, which may be changing it."""
+    for _ in range(5):
+        try:
+            return copy.deepcopy(_thug_json_log())
+        except RuntimeError:  # changed size during iteration: try again
+            continue
+    return None
 
 
 def _worker() -> dict[str, Any]:

@@ -21,6 +21,7 @@ from rq.exceptions import NoSuchJobError
 from rq.group import Group
 from rq.job import JobStatus
 from rq.queue import Queue
+from rq.job import Retry
 from rq.serializers import JSONSerializer
 
 from thugrq import config
@@ -32,6 +33,8 @@ from thugrq.options import InvalidInput, Options, check_url
 from thugrq.queue import ThugrqJob, ThugrqQueue
 
 DEDUPE_PREFIX = "thugrq:dedupe:"
+#: Backoff (seconds) before each retry of a job whose work horse crashed or whose worker died.
+RETRY_INTERVALS = [5, 15]
 
 FINAL_STATES = frozenset(
     {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -132,6 +135,7 @@ def enqueue(
     job_timeout: int | None = None,
     at_front: bool = False,
     dedupe: int = 0,
+    retries: int = config.DEFAULT_RETRIES,
     on_progress: Callable[[int], None] | None = None,
 ) -> Submission:
     """Enqueue one analysis per URL x queue x personality, as one group.
@@ -139,6 +143,8 @@ def enqueue(
     All input is validated first (InvalidInput); then every new job, the group and the dedupe
     marks go to Redis in one MULTI/EXEC pipeline, so the batch lands whole or not at all.
     With `dedupe` seconds, an identical analysis enqueued within that window is reused.
+    A job whose work horse crashes, or whose worker dies, runs again up to `retries` times
+    (failures that would recur, such as refused jobs, are never retried).
     """
     base = options or Options()
     checked_urls, queue_names = validate(urls, queues)
@@ -175,6 +181,7 @@ def enqueue(
                         failure_ttl=result_ttl,
                         description=f"thug {wanted[i][0]} as {opts.useragent} from {queue}",
                         at_front=at_front,
+                        retry=Retry(max=retries, interval=RETRY_INTERVALS) if retries else None,
                     )
                     for i in indexes
                 ],

@@ -6,14 +6,19 @@ class, which imports Thug once before forking, and the `thugrq-worker` launcher.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
 import socket
 import sys
+from types import FrameType
 from typing import Any
 
 import click
-from rq import Worker
+from rq import Queue, Worker
+from rq.executions import Execution
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from thugrq import config, fleet, geo, jobs
@@ -24,14 +29,45 @@ from thugrq.queue import ThugrqJob, ThugrqQueue
 log = logging.getLogger("thugrq.worker")
 
 
+# RQ's intervals, tuned so that a job whose worker host died runs again within a minute
+# (RQ's defaults take 10 to 14 minutes). The timeline of such a job: its heartbeat expires at
+# most JOB_MONITORING_INTERVAL + HEARTBEAT_GRACE s after the death (15 s); an idle worker
+# wakes from its blocking dequeue every WORKER_TTL - 15 s (15 s) and cleans the registries
+# when MAINTENANCE_INTERVAL s (10 s) have passed, which puts the abandoned job back through
+# RQ's retry (first backoff: submit.RETRY_INTERVALS[0] s). Worst case about 50 s.
+
+#: Seconds between the worker's checks on a running horse; each renews the job's heartbeat.
+JOB_MONITORING_INTERVAL = 5
+#: A running job whose heartbeat is older than this many seconds past the interval is abandoned.
+HEARTBEAT_GRACE = 10
+#: The worker's own TTL in Redis; its blocking dequeue waits WORKER_TTL - 15 s at most.
+WORKER_TTL = 30
+#: How often (seconds) a worker cleans the registries, re-queueing abandoned jobs.
+MAINTENANCE_INTERVAL = 10
+#: Longest wait between reconnection attempts while Redis is away (RQ: 60).
+MAX_CONNECTION_WAIT = 5
+#: A submitter cannot ask for more crash retries than this.
+MAX_RETRIES = 5
+
+#: Failures that will happen again on every run: never retried.
+DETERMINISTIC_FAILURES = (
+    f"{ThugrqJob.__module__}.RefusedJob",
+    f"{InvalidInput.__module__}.InvalidInput",
+)
+PR_SET_PDEATHSIG = 1
+
+
 class ThugrqWorker(Worker):
     """RQ's forking worker with thugrq's job and queue classes and the JSON serializer.
 
-    It keeps its fleet record (country, ASN, Thug version...) alive alongside RQ's own.
+    Beyond RQ it keeps its fleet record alive, ties each horse's life to its own, retries only
+    crashes, re-queues the job it drops on a cold shutdown, and records the result of an
+    analysis stuck in JavaScript (see thugrq.deadline).
     """
 
     queue_class = ThugrqQueue
     job_class = ThugrqJob
+    max_connection_wait_time = MAX_CONNECTION_WAIT
 
     def __init__(
         self, queues: list[str], *args: Any, location: dict[str, Any] | None = None, **kwargs: Any
@@ -39,8 +75,53 @@ class ThugrqWorker(Worker):
         kwargs.setdefault("serializer", JSONSerializer)
         kwargs.setdefault("job_class", ThugrqJob)
         kwargs.setdefault("queue_class", ThugrqQueue)
+        kwargs.setdefault("worker_ttl", WORKER_TTL)
+        kwargs.setdefault("job_monitoring_interval", JOB_MONITORING_INTERVAL)
+        kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
         super().__init__(queues, *args, **kwargs)
         self.location = location or {}
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        # RQ adds 60 s; a shorter grace lets another worker notice an abandoned job sooner.
+        return super().get_heartbeat_ttl(job, working_time) - 60 + HEARTBEAT_GRACE
+
+    def main_work_horse(self, job: Job, queue: Queue) -> None:
+        # RQ puts the horse in its own process group, so a SIGKILLed worker would leave it
+        # running while the job is re-queued elsewhere: the job would run twice.
+        _die_with_parent(self.pid)
+        super().main_work_horse(job, queue)
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        def overrun(document: dict[str, Any]) -> None:
+            self._finalize_success(job, queue, execution, document)
+            os._exit(0)
+
+        jobs.on_overrun = overrun  # this process is the horse: the hook dies with it
+        return super().perform_job(job, queue, execution)
+
+    def handle_job_failure(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
+        exc_string = kwargs.get("exc_string") or (args[1] if len(args) > 1 else "")
+        last_line = exc_string.strip().splitlines()[-1] if exc_string.strip() else ""
+        if last_line.startswith(DETERMINISTIC_FAILURES):
+            job.retries_left = None
+        elif job.retries_left:
+            job.retries_left = min(job.retries_left, MAX_RETRIES)
+        super().handle_job_failure(job, queue, *args, **kwargs)
+
+    def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
+        """Cold shutdown (a second SIGTERM): stop at once, but put the current job back first."""
+        job, execution = self.get_current_job(), self.execution
+        if self.horse_pid and job is not None and execution is not None:
+            self.kill_horse()
+            self.wait_for_horse()
+            self._horse_pid = 0
+            with self.connection.pipeline() as pipeline:
+                self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+                job.set_status(JobStatus.QUEUED, pipeline=pipeline)
+                pipeline.execute()
+            self.queue_class(job.origin, connection=self.connection).enqueue_job(job, at_front=True)
+            log.warning("cold shutdown: job %s put back at the front of %s", job.id, job.origin)
+        super().request_force_stop(signum, frame)
 
     def register_birth(self) -> None:
         super().register_birth()
@@ -66,6 +147,17 @@ class ThugrqWorker(Worker):
     def register_death(self) -> None:
         fleet.unregister(self.connection, self.name)
         super().register_death()
+
+
+def _die_with_parent(parent: int | None) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux); exit if it already has."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: nothing to tie
+        return
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def find_location(
@@ -126,7 +218,7 @@ def run(
         versions["jsengine_version"],
         ", ".join(queues),
     )
-    return worker.work(burst=burst, logging_level="INFO")
+    return worker.work(burst=burst, logging_level="INFO", with_scheduler=True)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
