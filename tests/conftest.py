@@ -88,13 +88,15 @@ def connection(redis_url: str) -> redis.Redis:
 
 @pytest.fixture
 def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
-    """Environment for thugrq processes: the private Redis, and a private THUGRQ_HOME.
+    """Environment for thugrq processes: the private Redis, a private THUGRQ_HOME, and workers
+    allowed to analyse the test site on 127.0.0.1 (THUGRQ_ALLOW_PRIVATE_TARGETS=1).
 
     THUGRQ_DNS is taken when a process starts (see `with_dns`), so a `cymru` stand-in applies
     whatever order the fixtures were set up in."""
     environment = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
     environment["THUGRQ_REDIS_URL"] = redis_url
     environment["THUGRQ_HOME"] = str(tmp_path / "thugrq-home")
+    environment["THUGRQ_ALLOW_PRIVATE_TARGETS"] = "1"
     return environment
 
 

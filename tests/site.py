@@ -34,7 +34,7 @@ JS_LOCATION = b'<html><body><script>window.location = "/chain/final";</script></
 FINAL = b"<html><body><p>the end of the chain</p></body></html>"
 DOWNLOAD = b'<html><body><script>window.location = "/sample.exe";</script></body></html>'
 # Markup that runs a script wherever a page inserts it as HTML: the analyst's dashboard must not.
-HOSTILE = b'<html><body><img src="/hostile.png" onerror="window.pwned = 1"><p>hostile</p></body></html>'
+HOSTILE = b"<html><body><img src=/hostile.png onerror=window.pwned=1><p>hostile</p></body></html>"
 SLOW_SCRIPT = b'<html><body><script src="/slow?seconds=30"></script></body></html>'
 INFINITE_LOOP = b"<html><body><script>var i = 0; while (true) { i++; }</script></body></html>"
 

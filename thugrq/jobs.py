@@ -19,6 +19,8 @@ from typing import Any
 
 from thugrq import results
 from thugrq.deadline import Deadline
+from thugrq.sandbox import confine
+from thugrq.targets import Guard, Policy, url_refusal
 from thugrq.options import Options, check_url
 
 #: The dotted name workers accept as a job function; anything else is refused.
@@ -26,6 +28,10 @@ ANALYZE = "thugrq.jobs.analyze"
 
 #: Who runs the analyses (name, country, ASN); set by the worker before it forks horses.
 worker_identity: dict[str, Any] = {}
+
+#: Which non-public addresses analyses may reach; set by the worker (None: from the
+#: environment, THUGRQ_ALLOW_PRIVATE_TARGETS, refusing them all when unset).
+target_policy: Policy | None = None
 
 #: Set by the worker in each horse: records the result of an analysis stuck in JavaScript past
 #: its deadline, and ends the horse. Without it such an analysis runs until its job is killed.
@@ -57,16 +63,21 @@ def analyze(url: str, options: dict[str, Any]) -> dict[str, Any]:
     """Analyse `url` with Thug under `options`; return the result document (results.SCHEMA).
 
     The arguments come out of Redis, so they are validated again here. Thug runs in a scratch
-    directory of its own (its working directory and THUG_LOGBASE) that is removed afterwards.
+    directory of its own (its working directory, THUG_LOGBASE and TMPDIR) that is removed
+    afterwards; it may not write anywhere else (thugrq.sandbox) nor connect to addresses the
+    worker's policy refuses (thugrq.targets).
     The analysis ends as `timeout` at `options.timeout` seconds, plus deadline.GRACE when
     JavaScript never yields (then `on_overrun` delivers the result; see thugrq.deadline).
     """
     url = check_url(url)
     checked = Options.from_dict(options)
     started = _now()
-    scratch = tempfile.mkdtemp(prefix="thugrq-")
     previous_cwd = os.getcwd()
     timed_out = f"analysis exceeded {checked.timeout} s"
+    policy = target_policy or Policy.from_environment()
+    refused: list[dict[str, Any]] = []
+    blocked: list[dict[str, str]] = []
+    guard = Guard(policy, refused)
 
     def document(status: str, error: str | None, log: dict[str, Any] | None) -> dict[str, Any]:
         return results.build(
@@ -79,20 +90,31 @@ def analyze(url: str, options: dict[str, Any]) -> dict[str, Any]:
             status=status,
             error=error,
             log=log,
+            refused=list(refused),
+            blocked_writes=list(blocked),
         )
 
     def overrun() -> None:
         # Called from the deadline thread while the main thread is stuck in JavaScript.
+        guard.release()  # the worker must reach Redis to record the result
         shutil.rmtree(scratch, ignore_errors=True)
         assert on_overrun is not None
         on_overrun(
             document(results.STATUS_TIMEOUT, timed_out + " (JavaScript never yielded)", _snapshot())
         )
 
+    refusal = url_refusal(url, policy)
+    if refusal:
+        return document(results.STATUS_REFUSED, refusal, None)
+    scratch = tempfile.mkdtemp(prefix="thugrq-")
     try:
         os.chdir(scratch)
         os.environ["THUG_LOGBASE"] = scratch
-        with Deadline(checked.timeout, AnalysisTimeout, overrun if on_overrun else None):
+        with (
+            confine(scratch, blocked),
+            guard,
+            Deadline(checked.timeout, AnalysisTimeout, overrun if on_overrun else None),
+        ):
             log = _run_thug(url, checked, scratch)
         return document(results.STATUS_COMPLETED, None, log)
     except AnalysisTimeout:

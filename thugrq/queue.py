@@ -7,13 +7,18 @@ anything is imported. RQ by default would import and call any dotted name, even 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from redis import Redis
 from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from thugrq import config, jobs
+from thugrq import config, jobhash, jobs
+
+#: Where the reason goes when a job hash cannot be read at all.
+REFUSAL_FIELD = "thugrq_refusal"
 
 
 class RefusedJob(Exception):
@@ -23,6 +28,9 @@ class RefusedJob(Exception):
 class ThugrqJob(Job):
     """An RQ job that resolves to `thugrq.jobs.analyze` or refuses to run."""
 
+    #: Why the hash this job was read from is refused (see thugrq.jobhash), if it is.
+    _hash_refusal: str | None = None
+
     @property
     def func(self):  # type: ignore[override]
         refusal = self.refusal()
@@ -30,8 +38,16 @@ class ThugrqJob(Job):
             raise RefusedJob(refusal)
         return jobs.analyze
 
+    def restore(self, raw_data: dict) -> Any:
+        clean, self._hash_refusal = jobhash.sanitize(raw_data)
+        return super().restore(clean)
+
     def refusal(self) -> str | None:
         """Why this job must not run, or None when it is a well-formed analysis."""
+        if self._hash_refusal:
+            return self._hash_refusal
+        if self.webhooks or self._dependency_ids or self.repeats_left:
+            return "refused: job names a webhook, dependencies or repetition"
         try:
             name, instance, args, kwargs = self.func_name, self.instance, self.args, self.kwargs
         except Exception as error:  # noqa: BLE001 - unreadable data is a refusal, not a crash
@@ -50,6 +66,9 @@ class ThugrqJob(Job):
         if kwargs or not isinstance(args, (list, tuple)) or len(args) != 2:
             return "refused: job arguments must be exactly (url, options)"
         return None
+
+    def send_webhooks(self, *args: Any, **kwargs: Any) -> None:
+        """Never: RQ would send them to any URL the job names, from the worker's network."""
 
     # Callbacks are refused above; never resolve one, even while handling a failure.
     @property
@@ -74,3 +93,34 @@ class ThugrqQueue(Queue):
         kwargs.setdefault("serializer", JSONSerializer)
         kwargs.setdefault("job_class", ThugrqJob)
         super().__init__(name, **kwargs)
+
+    @classmethod
+    def dequeue_any(cls, queues: Any, timeout: int | None, connection: Redis, *args: Any, **kwargs: Any) -> Any:
+        """RQ's dequeue, except that a job hash RQ cannot even read is failed as refused and
+        the next job taken: in RQ the error would end the worker, so one hostile hash could
+        stop the fleet."""
+        while True:
+            try:
+                return super().dequeue_any(queues, timeout, connection, *args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - RQ tags fetch errors with the job id
+                job_id, queue = getattr(error, "job_id", None), getattr(error, "queue", None)
+                if job_id is None or queue is None:
+                    raise
+                refuse_unreadable(queue, job_id, f"refused: job hash cannot be read ({type(error).__name__})")
+
+
+def refuse_unreadable(queue: Queue, job_id: str, reason: str) -> None:
+    """Mark a job whose hash RQ cannot read as failed, with `reason`, in its failed registry."""
+    key = ThugrqJob.key_for(job_id)
+    expires = time.time() + config.RESULT_TTL
+    pipeline = queue.connection.pipeline()
+    pipeline.hset(key, mapping={"status": "failed", REFUSAL_FIELD: reason})
+    pipeline.expire(key, config.RESULT_TTL)
+    pipeline.zadd(queue.failed_job_registry.key, {job_id: expires})
+    pipeline.execute()
+
+
+def unreadable_reason(connection: Redis, job_id: str) -> str | None:
+    """The refusal recorded by `refuse_unreadable`, if any."""
+    reason = connection.hget(ThugrqJob.key_for(job_id), REFUSAL_FIELD)
+    return reason.decode("utf-8", "replace") if reason else None

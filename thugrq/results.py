@@ -17,6 +17,8 @@ SCHEMA = "thugrq.result/1"
 STATUS_COMPLETED = "completed"
 STATUS_TIMEOUT = "timeout"
 STATUS_ERROR = "error"
+#: The first URL was refused before any connection (a private target, see thugrq.targets).
+STATUS_REFUSED = "refused"
 
 #: Longest string kept in the stored log (page contents, snippets, base64 samples).
 MAX_STRING = 64 * 1024
@@ -38,8 +40,12 @@ def build(
     status: str,
     error: str | None,
     log: dict[str, Any] | None,
+    refused: list[dict[str, Any]] | None = None,
+    blocked_writes: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """Assemble the versioned result document."""
+    """Assemble the versioned result document; `refused` lists the connections the worker
+    refused during the analysis (thugrq.targets), `blocked_writes` the file changes outside
+    its directory (thugrq.sandbox)."""
     log = log or {}
     capped_log, truncated = cap(log)
     return {
@@ -53,7 +59,11 @@ def build(
         "started": started.isoformat(),
         "ended": ended.isoformat(),
         "duration": round((ended - started).total_seconds(), 3),
-        "summary": summarize(url, log),
+        "summary": {
+            **summarize(url, log),
+            "refused": refused or [],
+            "blocked_writes": blocked_writes or [],
+        },
         "log": capped_log,
         "log_truncated": truncated,
     }
@@ -204,4 +214,8 @@ def format_summary(document: dict[str, Any]) -> str:
         )
     for match in summary.get("classifiers") or []:
         lines.append(f"Classifier   {match['classifier']}: {match['rule']} at {match['url']}")
+    for refusal in summary.get("refused") or []:
+        lines.append(f"Refused      {refusal['address']} port {refusal['port']}: {refusal['reason']}")
+    for write in summary.get("blocked_writes") or []:
+        lines.append(f"Blocked      {write['operation']} {write['path']}")
     return "\n".join(lines)

@@ -30,7 +30,7 @@ from thugrq.results import STATUS_COMPLETED
 from thugrq import jobs as jobs_module
 from thugrq.countries import country_code, queue_name
 from thugrq.options import InvalidInput, Options, check_url
-from thugrq.queue import ThugrqJob, ThugrqQueue
+from thugrq.queue import ThugrqJob, ThugrqQueue, unreadable_reason
 
 DEDUPE_PREFIX = "thugrq:dedupe:"
 #: Backoff (seconds) before each retry of a job whose work horse crashed or whose worker died.
@@ -226,7 +226,20 @@ def fetch(connection: redis.Redis, job_id: str) -> ThugrqJob:
 
 def state(connection: redis.Redis, job_id: str) -> JobState:
     """The status of a job, with the reason when it failed or stopped."""
-    job = fetch(connection, job_id)
+    try:
+        job = fetch(connection, job_id)
+    except UnknownJob:
+        raise
+    except Exception:  # noqa: BLE001 - a hash RQ cannot read, written by someone hostile
+        raw = connection.hgetall(ThugrqJob.key_for(job_id))
+        return JobState(
+            id=job_id,
+            status=raw.get(b"status", b"unknown").decode("utf-8", "replace"),
+            queue=raw.get(b"origin", b"").decode("utf-8", "replace") or None,
+            url=None,
+            useragent=None,
+            reason=unreadable_reason(connection, job_id) or "job hash cannot be read",
+        )
     status = job.get_status(refresh=True)
     args = _safe_args(job)
     reason = None

@@ -25,6 +25,7 @@ from thugrq import config, fleet, geo, jobs
 from thugrq.countries import country_code, queue_name
 from thugrq.options import InvalidInput
 from thugrq.queue import ThugrqJob, ThugrqQueue
+from thugrq.targets import ALLOW_VARIABLE, Policy
 
 log = logging.getLogger("thugrq.worker")
 
@@ -196,6 +197,7 @@ def run(
     queues: list[str],
     *,
     location: dict[str, Any],
+    policy: Policy,
     redis_url: str | None = None,
     burst: bool = False,
     name: str | None = None,
@@ -204,6 +206,7 @@ def run(
     connection = config.connect(redis_url)
     versions = jobs.thug_versions()  # imports Thug here, once, before any horse is forked
     jobs.worker_identity.update(country=location.get("country"), asn=location.get("asn"))
+    jobs.target_policy = policy
     worker = ThugrqWorker(
         queues,
         connection=connection,
@@ -218,6 +221,7 @@ def run(
         versions["jsengine_version"],
         ", ".join(queues),
     )
+    log.info("targets: %s", policy.describe())
     return worker.work(burst=burst, logging_level="INFO", with_scheduler=True)
 
 
@@ -247,6 +251,17 @@ def run(
     help="This host's public address, instead of asking DNS for it (the country is still "
     "looked up).",
 )
+@click.option(
+    "--allow-private-targets",
+    "allow_private",
+    is_flag=False,
+    flag_value="all",
+    default=None,
+    metavar="[NETWORKS]",
+    help="Analyse private, loopback and link-local targets too: all of them, or only the "
+    "comma-separated networks given (127.0.0.2/32,fd00::/8). Default: refused "
+    f"(${ALLOW_VARIABLE}=1 or a list of networks does the same).",
+)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--name", help="Worker name (default: COUNTRY.host.pid).")
 @click.option(
@@ -259,6 +274,7 @@ def main(
     country: str | None,
     require_country: bool,
     public_ip: str | None,
+    allow_private: str | None,
     burst: bool,
     name: str | None,
     redis_url: str | None,
@@ -278,6 +294,7 @@ def main(
     log.setLevel(logging.INFO)
     try:
         config.check_redis_url(config.redis_url(redis_url))
+        policy = Policy.parse(allow_private) if allow_private else Policy.from_environment()
         if queues:
             names = list(dict.fromkeys(queue_name(q) for q in queues))
             location = {"country": country_code(country) if country else None}
@@ -286,8 +303,8 @@ def main(
             names = [location["country"], config.GENERIC_QUEUE] if location["country"] else [
                 config.GENERIC_QUEUE
             ]
-        run(names, location=location, redis_url=redis_url, burst=burst, name=name)
-    except (InvalidInput, config.ConfigError) as error:
+        run(names, location=location, policy=policy, redis_url=redis_url, burst=burst, name=name)
+    except (ValueError, config.ConfigError) as error:  # InvalidInput is a ValueError
         raise click.ClickException(str(error)) from error
     except ImportError as error:
         raise click.ClickException(

@@ -1,0 +1,175 @@
+"""What a worker accepts of a job hash read from Redis, field by field.
+
+RQ trusts every field of a job hash: a date that does not parse, a dependency list that is a
+number, a webhook URL, a zip bomb in `data`, and RQ raises in the worker process itself (which
+then quits: one hostile hash would stop the fleet) or acts on them. thugrq jobs carry a known
+set of fields, so each field is checked against what thugrq and RQ themselves write: good fields
+pass, malformed or unwanted ones are dropped and named as the reason to refuse the job, and
+unknown ones are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections.abc import Callable
+
+from rq.job import JobStatus
+
+#: Largest job data (decompressed JSON) a worker reads: a URL and options are far smaller.
+MAX_DATA = 64 * 1024
+MAX_TEXT = 16 * 1024
+MAX_RETRIES = 5
+
+DATE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z?$")
+NAME = re.compile(rb"^[A-Za-z0-9_.:@-]{1,200}$")
+STATUSES = frozenset(status.value.encode() for status in JobStatus)
+
+
+def _matches(pattern: re.Pattern[bytes]) -> Callable[[bytes], bool]:
+    return lambda value: bool(pattern.match(value))
+
+
+def _integer(low: int, high: int) -> Callable[[bytes], bool]:
+    def check(value: bytes) -> bool:
+        return bool(re.match(rb"^-?\d{1,10}$", value)) and low <= int(value) <= high
+
+    return check
+
+
+def _text(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return len(value) <= MAX_TEXT
+
+
+def _intervals(value: bytes) -> bool:
+    try:
+        intervals = json.loads(value)
+    except ValueError:
+        return False
+    return (
+        isinstance(intervals, list)
+        and len(intervals) <= 10
+        and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= 86400 for i in intervals)
+    )
+
+
+def _json_object(value: bytes) -> bool:
+    try:
+        return len(value) <= MAX_DATA and isinstance(json.loads(value), dict)
+    except ValueError:
+        return False
+
+
+def _compressed_text(value: bytes) -> bool:
+    inflater = zlib.decompressobj()
+    try:
+        text = inflater.decompress(value, MAX_DATA)
+        text.decode("utf-8")
+    except (zlib.error, UnicodeDecodeError):
+        return False
+    return not inflater.unconsumed_tail
+
+
+def _empty(value: bytes) -> bool:
+    return value == b""
+
+
+#: Fields a thugrq job may carry, with the check its value must pass.
+FIELDS: dict[bytes, Callable[[bytes], bool]] = {
+    b"data": lambda value: True,  # bounded separately: see inflate()
+    b"status": lambda value: value in STATUSES,
+    b"origin": _matches(NAME),
+    b"description": _text,
+    b"worker_name": _matches(NAME),
+    b"group_id": _matches(NAME),
+    b"created_at": _matches(DATE),
+    b"enqueued_at": _matches(DATE),
+    b"started_at": _matches(DATE),
+    b"ended_at": _matches(DATE),
+    b"last_heartbeat": _matches(DATE),
+    # A job may not run forever, nor make its outcome vanish (a TTL of 0 deletes it at once).
+    b"timeout": _integer(1, 10**7),
+    b"result_ttl": _integer(60, 10**8),
+    b"failure_ttl": _integer(60, 10**8),
+    b"ttl": _integer(60, 10**8),
+    b"retries_left": _integer(0, MAX_RETRIES),
+    b"number_of_retries": _integer(0, 10**6),
+    b"retry_intervals": _intervals,
+    b"enqueue_at_front": _integer(0, 1),
+    b"enqueue_at_front_on_retry": _integer(0, 1),
+    b"meta": _json_object,
+    b"exc_info": _compressed_text,
+    b"thugrq_refusal": _text,
+    # RQ writes these empty for jobs without callbacks; anything else is refused.
+    b"success_callback_name": _empty,
+    b"failure_callback_name": _empty,
+    b"stopped_callback_name": _empty,
+}
+
+#: Fields RQ parses whenever present, even empty: an empty one is dropped.
+PARSED_WHEN_PRESENT = frozenset({b"enqueue_at_front", b"enqueue_at_front_on_retry"})
+
+#: Fields a job may not carry at all: what a submitter must not choose.
+REFUSED = {
+    b"webhooks": "a webhook",
+    b"dependency_ids": "dependencies",
+    b"dependency_id": "dependencies",
+    b"allow_dependency_failures": "dependencies",
+    b"repeats_left": "repetition",
+    b"repeat_intervals": "repetition",
+    b"success_callback_timeout": "a callback",
+    b"failure_callback_timeout": "a callback",
+    b"stopped_callback_timeout": "a callback",
+    b"rate_limit_key": "a rate limit",
+    b"rate_limit_concurrency": "a rate limit",
+}
+
+
+def sanitize(raw: dict[bytes, bytes]) -> tuple[dict[bytes, bytes], str | None]:
+    """The fields of `raw` a worker may read, and why the job must be refused (or None)."""
+    clean: dict[bytes, bytes] = {}
+    refusals: list[str] = []
+    for name, value in raw.items():
+        if name in REFUSED:
+            if value not in (b"", b"0", b"[]"):
+                refusals.append(f"job names {REFUSED[name]}")
+            continue
+        check = FIELDS.get(name)
+        if check is None:
+            continue
+        if value == b"" and name in PARSED_WHEN_PRESENT:
+            continue
+        if value == b"" or check(value):  # RQ writes unset fields as empty strings
+            clean[name] = value
+        elif check is _empty:
+            refusals.append("job names a callback")
+        else:
+            refusals.append(f"job field {name.decode()!r} is malformed")
+    if b"data" not in raw:
+        refusals.append("job has no data")
+        clean[b"data"] = b""
+    oversized = not inflate_bounded(clean[b"data"])
+    if oversized:
+        refusals.append(f"job data is larger than {MAX_DATA} bytes")
+        clean[b"data"] = STAND_IN
+    refusal = "refused: " + "; ".join(dict.fromkeys(refusals)) if refusals else None
+    return clean, refusal
+
+
+#: Readable job data put in place of data too large to read.
+STAND_IN = zlib.compress(b'["refused", null, [], {}]')
+
+
+def inflate_bounded(data: bytes) -> bool:
+    """Whether `data` (zlib-compressed, or plain as RQ also accepts) is at most MAX_DATA."""
+    inflater = zlib.decompressobj()
+    try:
+        inflater.decompress(data, MAX_DATA)
+    except zlib.error:
+        return len(data) <= MAX_DATA
+    return not inflater.unconsumed_tail
