@@ -132,11 +132,12 @@ def thugrq(env: dict[str, str]):
 @pytest.fixture
 def burst_worker(env: dict[str, str]):
     """Run `thugrq-worker --burst` until the queues are empty; returns the CompletedProcess."""
+    default_env = env
 
-    def run(*args: str) -> subprocess.CompletedProcess:
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(BIN / "thugrq-worker"), "--burst", *args],
-            env=with_dns(env),
+            env=with_dns(env or default_env),
             capture_output=True,
             text=True,
             timeout=600,

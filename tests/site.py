@@ -36,6 +36,20 @@ DOWNLOAD = b'<html><body><script>window.location = "/sample.exe";</script></body
 # Markup that runs a script wherever a page inserts it as HTML: the analyst's dashboard must not.
 HOSTILE = b"<html><body><img src=/hostile.png onerror=window.pwned=1><p>hostile</p></body></html>"
 SLOW_SCRIPT = b'<html><body><script src="/slow?seconds=30"></script></body></html>'
+FSO_WRITE = """<html><body><script>
+var fso = new ActiveXObject("Scripting.FileSystemObject");
+var paths = ["../../../../tmp/NAME.txt", "..\\..\\..\\..\\tmp\\NAME-win.txt", "/tmp/NAME-abs.txt"];
+for (var i = 0; i < paths.length; i++) {
+    var f = fso.CreateTextFile(paths[i], true);
+    f.WriteLine("written by a hostile page");
+    f.Close();
+    var g = fso.OpenTextFile(paths[i], 2, true);
+    g.Write("again");
+    g.Close();
+}
+fso.CopyFile("/etc/hostname", "../../../../tmp/NAME-copy.txt");
+fso.CreateFolder("../../../../tmp/NAME-dir");
+</script></body></html>"""
 INFINITE_LOOP = b"<html><body><script>var i = 0; while (true) { i++; }</script></body></html>"
 
 
@@ -85,6 +99,22 @@ class Site:
                     self.send_response(302)
                     self.send_header("Location", REDIRECTS[parts.path])
                     self.end_headers()
+                    return
+                query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+                if parts.path == "/redirect":  # to another URL, possibly on another host
+                    self.send_response(302)
+                    self.send_header("Location", query["to"])
+                    self.end_headers()
+                    return
+                if parts.path in ("/frame", "/script"):  # embeds another URL
+                    tag = (
+                        f'<iframe src="{query["src"]}"></iframe>' if parts.path == "/frame"
+                        else f'<script src="{query["src"]}"></script>'
+                    )
+                    self._send("text/html", f"<html><body>{tag}</body></html>".encode())
+                    return
+                if parts.path == "/fso-write":  # ActiveX file writes that escape a directory
+                    self._send("text/html", FSO_WRITE.replace("NAME", query["name"]).encode())
                     return
                 if parts.path == "/paced":
                     # A page whose analysis takes about `seconds`: it loads a slow script.

@@ -86,7 +86,7 @@ def non_public_kind(ip: Address) -> str | None:
     embedded = _embedded_ipv4(ip)
     if embedded is not None:
         return non_public_kind(embedded)
-    for kind in ("loopback", "link_local", "multicast", "private", "reserved", "unspecified"):
+    for kind in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved"):
         if getattr(ip, f"is_{kind}"):
             return kind.replace("_", "-")
     if not ip.is_global:

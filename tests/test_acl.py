@@ -1,0 +1,62 @@
+"""Workers and submitters under the Redis ACL users the README gives, on a real Redis."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+import redis
+
+from thugrq import local
+
+README = (__import__("pathlib").Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def readme_acl(user: str) -> list[str]:
+    """The ACL SETUSER line the README gives for `user`, with the password filled in."""
+    for line in README.splitlines():
+        if line.strip().startswith(f"ACL SETUSER {user} "):
+            return shlex.split(line.strip().replace("PASSWORD", f"{user}-secret"))
+    raise AssertionError(f"the README gives no ACL for {user}")
+
+
+@pytest.fixture
+def acl_redis(tmp_path):
+    """A private Redis with the README's worker and submitter users; yields their URLs."""
+    port = local.free_port()
+    server = local.start_redis(port, tmp_path / "acl-redis", persist=False)
+    admin = redis.Redis(port=port)
+    for user in ("thugrq-worker", "thugrq-submitter"):
+        admin.execute_command(*readme_acl(user))
+    yield {
+        user: f"redis://{user}:{user}-secret@127.0.0.1:{port}/0"
+        for user in ("thugrq-worker", "thugrq-submitter")
+    }
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_submitter_and_worker_do_their_jobs_under_their_acl_users(acl_redis, thugrq, burst_worker, env, site):
+    submitter = {**env, "THUGRQ_REDIS_URL": acl_redis["thugrq-submitter"]}
+    worker = {**env, "THUGRQ_REDIS_URL": acl_redis["thugrq-worker"]}
+    job_id = thugrq("enqueue", site.url("/activex"), "--country", "IT", env=submitter, check=True).stdout.strip()
+    ran = burst_worker("--country", "IT", env=worker)
+    assert ran.returncode == 0, ran.stderr
+    document = json.loads(thugrq("result", job_id, "--json", env=submitter).stdout)
+    assert document["status"] == "completed"
+    assert thugrq("queues", env=submitter).returncode == 0
+
+
+@pytest.mark.parametrize("command", [("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"), ("SHUTDOWN",), ("ACL", "LIST")])
+@pytest.mark.parametrize("user", ["thugrq-worker", "thugrq-submitter"])
+def test_acl_users_cannot_run_dangerous_commands(acl_redis, user, command):
+    connection = redis.Redis.from_url(acl_redis[user])
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        connection.execute_command(*command)
+
+
+def test_acl_users_cannot_touch_other_keys(acl_redis):
+    connection = redis.Redis.from_url(acl_redis["thugrq-worker"])
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        connection.set("session:admin", "x")
