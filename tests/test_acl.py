@@ -60,3 +60,56 @@ def test_acl_users_cannot_touch_other_keys(acl_redis):
     connection = redis.Redis.from_url(acl_redis["thugrq-worker"])
     with pytest.raises(redis.exceptions.NoPermissionError):
         connection.set("session:admin", "x")
+
+
+@pytest.fixture
+def tls_redis(tmp_path):
+    """A private Redis that speaks TLS only, with the README's users; yields their rediss URLs."""
+    import subprocess
+    import time
+
+    certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(certificate), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    port = local.free_port()
+    server = subprocess.Popen(
+        [local.redis_server_binary(), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(certificate), "--tls-key-file", str(key),
+         "--tls-ca-cert-file", str(certificate), "--tls-auth-clients", "no",
+         "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    query = f"?ssl_ca_certs={certificate}"
+    admin = redis.Redis.from_url(f"rediss://127.0.0.1:{port}/0{query}")
+    for _ in range(100):
+        try:
+            admin.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.05)
+    for user in ("thugrq-worker", "thugrq-submitter"):
+        admin.execute_command(*readme_acl(user))
+    yield {
+        user: f"rediss://{user}:{user}-secret@127.0.0.1:{port}/0{query}"
+        for user in ("thugrq-worker", "thugrq-submitter")
+    }
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_every_command_works_over_tls_with_credentials(tls_redis, thugrq, burst_worker, env, site):
+    submitter = {**env, "THUGRQ_REDIS_URL": tls_redis["thugrq-submitter"]}
+    enqueued = thugrq("enqueue", site.url("/activex"), "--json", env=submitter, check=True)
+    row = json.loads(enqueued.stdout)
+    ran = burst_worker("--country", "IT", env={**env, "THUGRQ_REDIS_URL": tls_redis["thugrq-worker"]})
+    assert ran.returncode == 0, ran.stderr
+    for args in (
+        ("status", row["id"]), ("result", row["id"]), ("wait", row["id"]), ("group", row["group"]),
+        ("queues",), ("workers",), ("countries",),
+    ):
+        shown = thugrq(*args, env=submitter)
+        assert shown.returncode == 0, (args, shown.stderr)
