@@ -21,18 +21,23 @@ def readme_acl(user: str) -> list[str]:
     raise AssertionError(f"the README gives no ACL for {user}")
 
 
+USERS = ("thugrq-worker", "thugrq-submitter")
+
+
+def add_users(admin: redis.Redis, url: str) -> dict[str, str]:
+    """Create the README's users through `admin`; their URLs, from the server's `url`."""
+    for user in USERS:
+        admin.execute_command(*readme_acl(user))
+    scheme, rest = url.split("://", 1)
+    return {user: f"{scheme}://{user}:{user}-secret@{rest}" for user in USERS}
+
+
 @pytest.fixture
 def acl_redis(tmp_path):
     """A private Redis with the README's worker and submitter users; yields their URLs."""
     port = local.free_port()
     server = local.start_redis(port, tmp_path / "acl-redis", persist=False)
-    admin = redis.Redis(port=port)
-    for user in ("thugrq-worker", "thugrq-submitter"):
-        admin.execute_command(*readme_acl(user))
-    yield {
-        user: f"redis://{user}:{user}-secret@127.0.0.1:{port}/0"
-        for user in ("thugrq-worker", "thugrq-submitter")
-    }
+    yield add_users(redis.Redis(port=port), f"redis://127.0.0.1:{port}/0")
     server.terminate()
     server.wait(timeout=10)
 
@@ -49,7 +54,7 @@ def test_submitter_and_worker_do_their_jobs_under_their_acl_users(acl_redis, thu
 
 
 @pytest.mark.parametrize("command", [("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"), ("SHUTDOWN",), ("ACL", "LIST")])
-@pytest.mark.parametrize("user", ["thugrq-worker", "thugrq-submitter"])
+@pytest.mark.parametrize("user", USERS)
 def test_acl_users_cannot_run_dangerous_commands(acl_redis, user, command):
     connection = redis.Redis.from_url(acl_redis[user])
     with pytest.raises(redis.exceptions.NoPermissionError):
@@ -83,20 +88,15 @@ def tls_redis(tmp_path):
          "--save", "", "--dir", str(tmp_path)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    query = f"?ssl_ca_certs={certificate}"
-    admin = redis.Redis.from_url(f"rediss://127.0.0.1:{port}/0{query}")
+    url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={certificate}"
+    admin = redis.Redis.from_url(url)
     for _ in range(100):
         try:
             admin.ping()
             break
         except redis.exceptions.ConnectionError:
             time.sleep(0.05)
-    for user in ("thugrq-worker", "thugrq-submitter"):
-        admin.execute_command(*readme_acl(user))
-    yield {
-        user: f"rediss://{user}:{user}-secret@127.0.0.1:{port}/0{query}"
-        for user in ("thugrq-worker", "thugrq-submitter")
-    }
+    yield add_users(admin, url)
     server.terminate()
     server.wait(timeout=10)
 
