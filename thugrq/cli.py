@@ -543,13 +543,15 @@ def countries(ctx: click.Context, as_json: bool) -> None:
 def dashboard_command(
     ctx: click.Context, bind: str, port: int, username: str | None, password: str | None
 ) -> None:
-    """Serve rq-dashboard for thugrq's Redis until interrupted: queues with their counts,
-    workers (named COUNTRY.host.pid) with their queues and current job, and each job with its
-    description (URL, personality, queue) and result document.
+    """Serve rq-dashboard for thugrq's Redis.
 
-    It reads thugrq's JSON jobs. It listens on 127.0.0.1 unless told otherwise, and refuses
-    any other address without --username and --password (plain HTTP: put TLS in front of it
-    to go beyond a trusted network).
+    Until interrupted: queues with their counts, workers (named COUNTRY.host.pid) with their
+    queues and current job, and each job with its description (URL, personality, queue) and
+    result document. It reads thugrq's JSON jobs, and shows an analysed page's markup as text.
+
+    It listens on 127.0.0.1 unless told otherwise, and refuses any other address without
+    --username and --password (plain HTTP: put TLS in front of it to go beyond a trusted
+    network).
     """
     redis_url = config.redis_url(ctx.obj["redis_url"])
     try:
@@ -577,8 +579,10 @@ def dashboard_command(
 )
 @click.pass_context
 def up(ctx: click.Context, workers: int, dashboard_port: int | None) -> None:
-    """Start the local stack, or what is missing of it: the embedded Redis (unless one is
-    configured), background workers serving `generic`, and the dashboard on 127.0.0.1.
+    """Start the local stack: Redis, workers, dashboard.
+
+    Starts what is missing of it: the embedded Redis (unless one is configured), background
+    workers serving `generic`, and the dashboard on 127.0.0.1, then prints where they are.
 
     Running it again starts nothing that is already running. Logs and pid files go to the
     user's data directory (~/.local/share/thugrq, or $THUGRQ_HOME); `thugrq down` stops
@@ -602,9 +606,10 @@ def up(ctx: click.Context, workers: int, dashboard_port: int | None) -> None:
     help="How long a busy worker may take to finish its analysis before it is stopped anyway.",
 )
 def down(grace: float) -> None:
-    """Stop the local stack that `thugrq up` (or ./bin/run) started: the dashboard, the
-    workers and their analyses, and the embedded Redis (its data stays). A Redis that thugrq
-    did not start is left alone.
+    """Stop the local stack that `thugrq up` started.
+
+    Stops the dashboard, the workers and their analyses, and the embedded Redis (its data
+    stays), as `./bin/run --stop` does. A Redis that thugrq did not start is left alone.
     """
     from thugrq import local  # not at the top: local's ./bin/run command imports this module
 
