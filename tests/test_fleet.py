@@ -126,3 +126,10 @@ def test_countries_marks_waiting_jobs_without_workers(thugrq, background_worker)
     assert rows["BR"] == {"country": "BR", "workers": 0, "waiting": 1, "starving": True}
     assert rows["FR"] == {"country": "FR", "workers": 1, "waiting": 0, "starving": False}
     assert "STARVING" in thugrq("countries").stdout
+
+
+def test_rebuilt_workers_read_a_busy_workers_job_with_json(busy_worker, connection):
+    from thugrq.worker import ThugrqWorker
+
+    (worker,) = [w for w in ThugrqWorker.all(connection=connection) if w.name == busy_worker.name]
+    assert worker.get_current_job().id == busy_worker.job_id

@@ -90,8 +90,10 @@ class ThugrqQueue(Queue):
     job_class = ThugrqJob
 
     def __init__(self, name: str = config.GENERIC_QUEUE, **kwargs: Any) -> None:
-        kwargs.setdefault("serializer", JSONSerializer)
-        kwargs.setdefault("job_class", ThugrqJob)
+        # RQ passes these as None when it rebuilds queues (Queue.all): None is not a choice.
+        for key, value in (("serializer", JSONSerializer), ("job_class", ThugrqJob)):
+            if kwargs.get(key) is None:
+                kwargs[key] = value
         super().__init__(name, **kwargs)
 
     @classmethod

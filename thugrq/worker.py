@@ -73,9 +73,12 @@ class ThugrqWorker(Worker):
     def __init__(
         self, queues: list[str], *args: Any, location: dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
-        kwargs.setdefault("serializer", JSONSerializer)
-        kwargs.setdefault("job_class", ThugrqJob)
-        kwargs.setdefault("queue_class", ThugrqQueue)
+        # RQ passes these as None when it rebuilds workers (Worker.all): None is not a choice.
+        for name, value in (
+            ("serializer", JSONSerializer), ("job_class", ThugrqJob), ("queue_class", ThugrqQueue)
+        ):
+            if kwargs.get(name) is None:
+                kwargs[name] = value
         kwargs.setdefault("worker_ttl", WORKER_TTL)
         kwargs.setdefault("job_monitoring_interval", JOB_MONITORING_INTERVAL)
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
