@@ -61,6 +61,14 @@ def test_bin_run_starts_the_stack_prints_the_summary_and_reuses_it(run_env, site
     assert [w.name for w in local.live_workers(redis.Redis.from_url(url))] == [workers[0].name]
 
 
+def test_bin_run_refuses_private_targets_unless_allowed(run_env, site):
+    environment = {k: v for k, v in run_env.items() if k != "THUGRQ_ALLOW_PRIVATE_TARGETS"}
+    refused = bin_run(environment, site.url("/activex"))
+    assert refused.returncode != 0
+    assert "target refused: 127.0.0.1 is a loopback address" in refused.stdout
+    assert "THUGRQ_ALLOW_PRIVATE_TARGETS" in refused.stderr
+
+
 def test_bin_run_refuses_a_bad_url_before_starting_anything(run_env):
     refused = bin_run(run_env, "not-a-url")
     assert refused.returncode != 0

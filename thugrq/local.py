@@ -41,7 +41,7 @@ from thugrq import config, submit
 from thugrq.cli import options_from, thug_options
 from thugrq.options import InvalidInput
 from thugrq.personalities import DEFAULT_PERSONALITY
-from thugrq.results import STATUS_COMPLETED, format_summary
+from thugrq.results import STATUS_COMPLETED, STATUS_REFUSED, format_summary
 from thugrq.worker import ThugrqWorker
 
 STARTUP_TIMEOUT = 30.0
@@ -548,6 +548,13 @@ def main(url: str | None, useragent: str, stop: bool, **thug: Any) -> None:
         f"\nMore: THUGRQ_REDIS_URL={stack.redis_url} .venv/bin/thugrq result {job.id} --json",
         err=True,
     )
+    if document["status"] == STATUS_REFUSED:
+        click.echo(
+            "The local worker refuses private targets, as every worker does by default. To "
+            "analyse pages on this machine or your network, stop it (./bin/run --stop) and run "
+            "again with THUGRQ_ALLOW_PRIVATE_TARGETS=1.",
+            err=True,
+        )
     if document["status"] != STATUS_COMPLETED:
         sys.exit(1)
 
