@@ -48,7 +48,7 @@ def browser() -> Iterator:
     # Skips here, not at import, so that THUGRQ_REQUIRE_ALL=1 turns them into failures.
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install '.[test]'")
     if not CHROMIUM.exists():
-        pytest.skip(f"no {CHROMIUM}: apt-get install chromium (.ci/run does)")
+        pytest.skip(f"no {CHROMIUM}: apt-get install chromium (bin/test does, as root)")
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
