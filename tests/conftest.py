@@ -160,10 +160,15 @@ def background_worker(env: dict[str, str]):
         return process
 
     yield start
-    for process in started:
+    stop_all(started)
+
+
+def stop_all(processes: list[subprocess.Popen]) -> None:
+    """Warm shutdown of every process at once (SIGTERM), then SIGKILL those still running."""
+    for process in processes:
         if process.poll() is None:
             process.terminate()
-    for process in started:
+    for process in processes:
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:

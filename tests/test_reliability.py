@@ -17,7 +17,7 @@ from rq.job import Retry
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from tests.conftest import BIN, wait_for, with_dns
+from tests.conftest import BIN, stop_all, wait_for, with_dns
 from thugrq import deadline, local
 from thugrq.queue import ThugrqJob
 
@@ -224,13 +224,7 @@ def test_accounting_under_chaos_nothing_lost_nothing_run_twice(thugrq, env, site
                     workers[victim] = start(victim + 3 * kills)
                 kills += 1
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        stop_all(workers)
     states = {job_id: status(connection, job_id) for job_id in job_ids}
     results = {job_id: job(connection, job_id).results() for job_id in job_ids}
     finished = sum(state == "finished" for state in states.values())

@@ -269,9 +269,21 @@ def live_workers(connection: redis.Redis) -> list[ThugrqWorker]:
     ]
 
 
-def _child_environment(redis_url: str) -> dict[str, str]:
-    # The URL goes in the environment, not on the command line, where `ps` would show a password.
-    return {**os.environ, "THUGRQ_REDIS_URL": redis_url}
+def _spawn(module_args: list[str], log_path: Path, pid_file: Path, redis_url: str) -> subprocess.Popen:
+    """Start `python -m MODULE ARGS` in the background, in its own session, logging to
+    `log_path`; its pid goes to `pid_file`."""
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", *module_args],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            # The URL goes in the environment, not the command line, where `ps` shows passwords.
+            env={**os.environ, "THUGRQ_REDIS_URL": redis_url},
+            start_new_session=True,
+        )
+    write_pid(pid_file, process.pid)
+    return process
 
 
 def ensure_workers(redis_url: str, count: int) -> list[int]:
@@ -287,17 +299,10 @@ def ensure_workers(redis_url: str, count: int) -> list[int]:
         if process_of(pid_file, WORKER_MARKERS):
             continue
         log_path = directory / f"worker-{slot}.log"
-        with open(log_path, "ab") as log_file:
-            process = subprocess.Popen(
-                # `generic` only: the local stack asks no DNS service where this host is.
-                [sys.executable, "-m", "thugrq.worker", "--queue", config.GENERIC_QUEUE],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=_child_environment(redis_url),
-                start_new_session=True,
-            )
-        write_pid(pid_file, process.pid)
+        # `generic` only: the local stack asks no DNS service where this host is.
+        process = _spawn(
+            ["thugrq.worker", "--queue", config.GENERIC_QUEUE], log_path, pid_file, redis_url
+        )
         started[process.pid] = (process, log_path)
     connection = config.connect(redis_url)
     deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -353,19 +358,10 @@ def ensure_dashboard(redis_url: str, port: int | None = None) -> str:
     elif not port_is_free(port):
         raise config.ConfigError(f"cannot serve the dashboard on port {port}: the port is in use")
     log_path = directory / "dashboard.log"
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "thugrq.cli", "dashboard",
-                "--bind", LOOPBACK, "--port", str(port),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=_child_environment(redis_url),
-            start_new_session=True,
-        )
-    write_pid(pid_file, process.pid)
+    process = _spawn(
+        ["thugrq.cli", "dashboard", "--bind", LOOPBACK, "--port", str(port)],
+        log_path, pid_file, redis_url,
+    )
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while not _dashboard_answers(port):
         if process.poll() is not None or time.monotonic() > deadline:
