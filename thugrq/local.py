@@ -556,4 +556,4 @@ def main(url: str | None, useragent: str, stop: bool, **thug: Any) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="./bin/run")
