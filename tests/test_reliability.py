@@ -107,14 +107,16 @@ def test_refused_job_is_not_retried(connection, burst_worker):
     assert [r.type for r in job(connection, refused.id).results()] == [Result.Type.FAILED]
 
 
-def test_horse_dies_with_its_worker(thugrq, background_worker, site, connection):
+def test_horse_and_scheduler_die_with_their_worker(thugrq, background_worker, site, connection):
     job_id = thugrq("enqueue", site.url("/paced?seconds=30"), "--timeout", "60", check=True).stdout.strip()
     worker = background_worker("--queue", "generic")
     horse = horse_of(worker)
     wait_for(lambda: status(connection, job_id) == "started")
+    children = psutil.Process(worker.pid).children()
+    assert len(children) == 2  # the horse and RQ's scheduler
     worker.kill()
-    horse.wait(timeout=5)
-    assert not horse.is_running()
+    gone, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == [] and horse.pid in {p.pid for p in gone}
 
 
 def test_job_of_a_killed_worker_finishes_on_another_within_a_minute(

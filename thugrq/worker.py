@@ -19,6 +19,7 @@ import click
 from rq import Queue, Worker
 from rq.executions import Execution
 from rq.job import Job, JobStatus
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
 from thugrq import config, fleet, geo, jobs
@@ -58,10 +59,22 @@ DETERMINISTIC_FAILURES = (
 PR_SET_PDEATHSIG = 1
 
 
+class ThugrqScheduler(RQScheduler):
+    """RQ's scheduler (it re-queues retried jobs after their backoff), in a process that dies
+    with its worker: RQ forks it, and a SIGKILLed worker would leave it running for good."""
+
+    worker_pid: int | None = None
+
+    def work(self) -> None:
+        _die_with_parent(self.worker_pid)
+        super().work()
+
+
 class ThugrqWorker(Worker):
     """RQ's forking worker with thugrq's job and queue classes and the JSON serializer.
 
-    Beyond RQ it keeps its fleet record alive, ties each horse's life to its own, retries only
+    Beyond RQ it keeps its fleet record alive, ties each horse's and its scheduler's life to its
+    own, retries only
     crashes, re-queues the job it drops on a cold shutdown, and records the result of an
     analysis stuck in JavaScript (see thugrq.deadline).
     """
@@ -69,6 +82,7 @@ class ThugrqWorker(Worker):
     queue_class = ThugrqQueue
     job_class = ThugrqJob
     max_connection_wait_time = MAX_CONNECTION_WAIT
+    _scheduler: RQScheduler | None = None
 
     def __init__(
         self, queues: list[str], *args: Any, location: dict[str, Any] | None = None, **kwargs: Any
@@ -84,6 +98,18 @@ class ThugrqWorker(Worker):
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
         super().__init__(queues, *args, **kwargs)
         self.location = location or {}
+
+    @property
+    def scheduler(self) -> RQScheduler | None:
+        return self._scheduler
+
+    @scheduler.setter
+    def scheduler(self, value: RQScheduler | None) -> None:
+        # RQ builds a plain RQScheduler; make it one that dies with this worker.
+        if value is not None and type(value) is RQScheduler:
+            value.__class__ = ThugrqScheduler
+            value.worker_pid = os.getpid()
+        self._scheduler = value
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # RQ adds 60 s; a shorter grace lets another worker notice an abandoned job sooner.
