@@ -66,7 +66,9 @@ class ThugrqScheduler(RQScheduler):
     worker_pid: int | None = None
 
     def work(self) -> None:
-        _die_with_parent(self.worker_pid)
+        # SIGTERM, not SIGKILL: the scheduler then releases its queue locks as it stops, so
+        # another worker's scheduler takes over at once instead of after the locks' 61 s TTL.
+        _die_with_parent(self.worker_pid, signal.SIGTERM)
         super().work()
 
 
@@ -179,11 +181,12 @@ class ThugrqWorker(Worker):
         super().register_death()
 
 
-def _die_with_parent(parent: int | None) -> None:
-    """Have the kernel SIGKILL this process when its parent dies (Linux); exit if it already has."""
+def _die_with_parent(parent: int | None, sig: signal.Signals = signal.SIGKILL) -> None:
+    """Have the kernel send `sig` to this process when its parent dies (Linux); exit if the
+    parent is already gone."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc.prctl(PR_SET_PDEATHSIG, sig)
     except (OSError, AttributeError):  # not Linux: nothing to tie
         return
     if parent is not None and os.getppid() != parent:
