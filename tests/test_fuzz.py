@@ -90,7 +90,7 @@ def fuzz_worker(tmp_path_factory):
 
     import redis
 
-    from tests.conftest import BIN
+    from tests.conftest import BIN, stop_all
     from thugrq import local
 
     port = local.free_port()
@@ -106,16 +106,14 @@ def fuzz_worker(tmp_path_factory):
     worker.log = log
     connection = redis.Redis.from_url(url)
     wait_for(lambda: connection.exists("rq:worker:fuzz"))
-    yield connection, worker, environment
-    worker.terminate()
     try:
-        worker.wait(timeout=60)
+        yield connection, worker, environment
     finally:
-        worker.kill()
+        stop_all([worker])
         log.seek(0)
         print(log.read()[-5000:])
-    server.terminate()
-    server.wait(timeout=10)
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def push(connection, fields: dict[bytes | str, bytes]) -> str:
