@@ -20,9 +20,9 @@ import redis
 from rq.exceptions import NoSuchJobError
 from rq.group import Group
 from rq.job import JobStatus
-from rq.queue import Queue
 from rq.job import Retry
 from rq.serializers import JSONSerializer
+from rq.utils import now
 
 from thugrq import config
 from thugrq.compare import Analysis, Difference, compare
@@ -33,6 +33,8 @@ from thugrq.options import InvalidInput, Options, check_url
 from thugrq.queue import ThugrqJob, ThugrqQueue, unreadable_reason
 
 DEDUPE_PREFIX = "thugrq:dedupe:"
+#: Most job ids pushed onto a queue by one command.
+PUSH_CHUNK = 10_000
 #: Backoff (seconds) before each retry of a job whose work horse crashed or whose worker died.
 RETRY_INTERVALS = [5, 15]
 
@@ -171,24 +173,18 @@ def enqueue(
         queue, opts = wanted[start][1], wanted[start][2]
         indexes = [i for i in range(start, start + chunk) if i not in existing]
         if indexes:
-            jobs = ThugrqQueue(queue, connection=connection).enqueue_many(
-                [
-                    Queue.prepare_data(
-                        jobs_module.ANALYZE,
-                        args=(wanted[i][0], opts.to_dict()),
-                        timeout=timeout,
-                        result_ttl=result_ttl,
-                        failure_ttl=result_ttl,
-                        description=f"thug {wanted[i][0]} as {opts.useragent} from {queue}",
-                        at_front=at_front,
-                        retry=Retry(max=retries, interval=RETRY_INTERVALS) if retries else None,
-                    )
-                    for i in indexes
-                ],
-                pipeline=pipeline,
+            job_ids = _add_jobs(
+                pipeline,
+                ThugrqQueue(queue, connection=connection),
+                [wanted[i][0] for i in indexes],
+                opts,
+                timeout=timeout,
+                result_ttl=result_ttl,
+                at_front=at_front,
+                retry=Retry(max=retries, interval=RETRY_INTERVALS) if retries else None,
                 group_id=group.name,
             )
-            created.update(zip(indexes, (job.id for job in jobs)))
+            created.update(zip(indexes, job_ids))
         if on_progress:
             on_progress(chunk)
     ids = {**existing, **created}
@@ -206,6 +202,53 @@ def enqueue(
             for i, (url, queue, opts) in enumerate(wanted)
         ],
     )
+
+
+def _add_jobs(
+    pipeline: redis.client.Pipeline,
+    queue: ThugrqQueue,
+    urls: list[str],
+    options: Options,
+    *,
+    timeout: int,
+    result_ttl: int,
+    at_front: bool,
+    retry: Retry | None,
+    group_id: str,
+) -> list[str]:
+    """Put one analysis job per URL on `queue`, in `pipeline`; their ids, in order.
+
+    The jobs are RQ's own (Queue.create_job, stored as Job.to_dict gives them), but each is
+    written with one HSET and all their ids are pushed at once: RQ's enqueue_many spends four
+    commands on every job, which made a batch only three times faster than one-by-one.
+    """
+    arguments = options.to_dict()
+    enqueued_at = now()
+    ids = []
+    for url in urls:
+        job = queue.create_job(
+            jobs_module.ANALYZE,
+            args=(url, arguments),
+            timeout=timeout,
+            result_ttl=result_ttl,
+            failure_ttl=result_ttl,
+            description=f"thug {url} as {options.useragent} from {queue.name}",
+            retry=retry,
+            group_id=group_id,
+            status=JobStatus.QUEUED,
+        )
+        job.enqueued_at = enqueued_at
+        # RQ writes unset fields as empty strings and reads a missing field the same way.
+        pipeline.hset(job.key, mapping={k: v for k, v in job.to_dict().items() if v != ""})
+        ids.append(job.id)
+    pipeline.sadd(queue.redis_queues_keys, queue.key)
+    for first in range(0, len(ids), PUSH_CHUNK):
+        chunk = ids[first : first + PUSH_CHUNK]
+        if at_front:  # LPUSH puts its last argument first: reverse to keep the batch's order
+            pipeline.lpush(queue.key, *reversed(chunk))
+        else:
+            pipeline.rpush(queue.key, *chunk)
+    return ids
 
 
 def group_jobs(connection: redis.Redis, group_id: str) -> list[str]:
