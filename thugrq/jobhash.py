@@ -65,14 +65,22 @@ def _json_object(value: bytes) -> bool:
         return False
 
 
-def _compressed_text(value: bytes) -> bool:
+def _inflate(data: bytes) -> bytes | None:
+    """`data` decompressed, or None when it would exceed MAX_DATA; zlib.error if not zlib."""
     inflater = zlib.decompressobj()
+    text = inflater.decompress(data, MAX_DATA)
+    return None if inflater.unconsumed_tail else text
+
+
+def _compressed_text(value: bytes) -> bool:
     try:
-        text = inflater.decompress(value, MAX_DATA)
+        text = _inflate(value)
+        if text is None:
+            return False
         text.decode("utf-8")
     except (zlib.error, UnicodeDecodeError):
         return False
-    return not inflater.unconsumed_tail
+    return True
 
 
 def _empty(value: bytes) -> bool:
@@ -167,9 +175,7 @@ STAND_IN = zlib.compress(b'["refused", null, [], {}]')
 
 def inflate_bounded(data: bytes) -> bool:
     """Whether `data` (zlib-compressed, or plain as RQ also accepts) is at most MAX_DATA."""
-    inflater = zlib.decompressobj()
     try:
-        inflater.decompress(data, MAX_DATA)
+        return _inflate(data) is not None
     except zlib.error:
         return len(data) <= MAX_DATA
-    return not inflater.unconsumed_tail

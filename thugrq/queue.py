@@ -122,6 +122,12 @@ def refuse_unreadable(queue: Queue, job_id: str, reason: str) -> None:
     pipeline.execute()
 
 
+def exception_line(traceback_text: str | None) -> str | None:
+    """The last line of a traceback RQ stored: the exception and its message."""
+    lines = [line.strip() for line in (traceback_text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
 def unreadable_reason(connection: Redis, job_id: str) -> str | None:
     """The refusal recorded by `refuse_unreadable`, if any."""
     reason = connection.hget(ThugrqJob.key_for(job_id), REFUSAL_FIELD)

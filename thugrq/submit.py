@@ -30,7 +30,7 @@ from thugrq.results import STATUS_COMPLETED
 from thugrq import jobs as jobs_module
 from thugrq.countries import country_code, queue_name
 from thugrq.options import InvalidInput, Options, check_url
-from thugrq.queue import ThugrqJob, ThugrqQueue, unreadable_reason
+from thugrq.queue import ThugrqJob, ThugrqQueue, exception_line, unreadable_reason
 
 DEDUPE_PREFIX = "thugrq:dedupe:"
 #: Most job ids pushed onto a queue by one command.
@@ -301,9 +301,7 @@ def state(connection: redis.Redis, job_id: str) -> JobState:
 def failure_reason(job: ThugrqJob) -> str | None:
     """The last line of the failure's traceback: the exception and its message."""
     result = job.latest_result()
-    text = (result.exc_string if result else None) or ""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else None
+    return exception_line(result.exc_string if result else None)
 
 
 def result(connection: redis.Redis, job_id: str) -> tuple[JobState, dict[str, Any] | None]:

@@ -109,6 +109,9 @@ def _embedded_ipv4(ip: Address) -> ipaddress.IPv4Address | None:
     return None
 
 
+REFUSAL_HINT = "workers analyse public addresses only unless started with --allow-private-targets"
+
+
 def url_refusal(url: str, policy: Policy) -> str | None:
     """Why the first URL is refused before any connection, or None.
 
@@ -131,8 +134,6 @@ def url_refusal(url: str, policy: Policy) -> str | None:
     reason = refusals[0] if literal else f"{host} resolves only to refused addresses ({refusals[0]})"
     return f"target refused: {reason}; {REFUSAL_HINT}"
 
-
-REFUSAL_HINT = "workers analyse public addresses only unless started with --allow-private-targets"
 
 
 class Guard:

@@ -25,7 +25,7 @@ from rq.serializers import JSONSerializer
 from thugrq import config, fleet, geo, jobs
 from thugrq.countries import country_code, queue_name
 from thugrq.options import InvalidInput
-from thugrq.queue import ThugrqJob, ThugrqQueue
+from thugrq.queue import ThugrqJob, ThugrqQueue, exception_line
 from thugrq.targets import ALLOW_VARIABLE, Policy
 
 log = logging.getLogger("thugrq.worker")
@@ -133,8 +133,7 @@ class ThugrqWorker(Worker):
 
     def handle_job_failure(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         exc_string = kwargs.get("exc_string") or (args[1] if len(args) > 1 else "")
-        last_line = exc_string.strip().splitlines()[-1] if exc_string.strip() else ""
-        if last_line.startswith(DETERMINISTIC_FAILURES):
+        if (exception_line(exc_string) or "").startswith(DETERMINISTIC_FAILURES):
             job.retries_left = None
         elif job.retries_left:
             job.retries_left = min(job.retries_left, MAX_RETRIES)
