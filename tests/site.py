@@ -51,6 +51,10 @@ fso.CopyFile("/etc/hostname", "../../../../tmp/NAME-copy.txt");
 fso.CreateFolder("../../../../tmp/NAME-dir");
 </script></body></html>"""
 INFINITE_LOOP = b"<html><body><script>var i = 0; while (true) { i++; }</script></body></html>"
+# A page that never stops asking for URL (catching every error, the deadline's included).
+XHR_LOOP = """<html><body><script>var n = 0; while (true) { n++; try {
+var x = new XMLHttpRequest(); x.open("GET", "URL?n=" + n, false); x.send();
+} catch (e) {} }</script></body></html>"""
 
 
 def pe_sample() -> bytes:
@@ -115,6 +119,9 @@ class Site:
                     return
                 if parts.path == "/fso-write":  # ActiveX file writes that escape a directory
                     self._send("text/html", FSO_WRITE.replace("NAME", query["name"]).encode())
+                    return
+                if parts.path == "/xhr-loop":  # XHRs to another URL, forever
+                    self._send("text/html", XHR_LOOP.replace("URL", query["to"]).encode())
                     return
                 if parts.path == "/paced":
                     # A page whose analysis takes about `seconds`: it loads a slow script.

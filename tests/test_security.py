@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 import uuid
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from rq.webhook import Webhook
 
 from tests.site import Site
 from thugrq import sandbox
-from thugrq.targets import Policy, non_public_kind
+from thugrq.targets import Guard, Policy, TargetRefused, non_public_kind
 
 
 @pytest.fixture
@@ -71,6 +73,53 @@ def test_allowed_network_cannot_reach_beyond_it(thugrq, burst_worker, own_site, 
     refused = document["summary"]["refused"]
     assert refused and refused[0]["address"] == "127.0.0.1" and refused[0]["port"] == own_site.port
     assert "loopback" in refused[0]["reason"]
+
+
+def test_guard_holds_while_page_code_runs_past_the_deadline(thugrq, burst_worker, own_site, refusing_env):
+    # The page catches the deadline's exception and loops on: the result is recorded while
+    # its JavaScript still runs, and none of its requests may pass meanwhile.
+    with Site(host="127.0.0.2") as allowed:
+        page = allowed.url(f"/xhr-loop?to={own_site.url('/race')}")
+        job_id = thugrq("enqueue", page, "--timeout", "2", check=True, env=refusing_env).stdout.strip()
+        burst_worker("--queue", "generic", "--allow-private-targets", "127.0.0.2/32", env=refusing_env)
+    document = json.loads(thugrq("result", job_id, "--json", env=refusing_env).stdout)
+    assert document["status"] == "timeout"
+    assert own_site.requests == []
+
+
+def late_connections(port: int) -> list[str]:
+    """In a forked process, as in a work horse: a thread started during a guarded analysis
+    connects after it, and so does the worker's own thread. Returns who got through."""
+    import multiprocessing
+
+    def scenario(outcome) -> None:
+        go = threading.Event()
+
+        def connect(who: str) -> None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+                outcome.put(f"{who} connected")
+            except TargetRefused:
+                outcome.put(f"{who} refused")
+
+        with Guard(Policy(), []):
+            page_thread = threading.Thread(target=lambda: (go.wait(10), connect("page")))
+            page_thread.start()
+        connect("worker")
+        go.set()
+        page_thread.join()
+
+    context = multiprocessing.get_context("fork")
+    outcome = context.Queue()
+    process = context.Process(target=scenario, args=(outcome,))
+    process.start()
+    process.join(30)
+    return sorted(outcome.get(timeout=5) for _ in range(2))
+
+
+def test_guard_stays_up_for_threads_an_analysis_started(own_site):
+    # Thug's async prefetch threads may still fetch when the analysis has returned.
+    assert late_connections(own_site.port) == ["page refused", "worker connected"]
 
 
 def test_worker_flag_allowing_all_private_targets(thugrq, burst_worker, own_site, refusing_env):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Union
 from urllib.parse import urlsplit
@@ -140,14 +141,22 @@ class Guard:
     """`with Guard(policy, refused):` every Python socket refuses to connect where `policy`
     forbids, and each refusal is appended to `refused` (address, port, reason).
 
-    `release()` lifts it early, for code that must reach Redis while the analysis is stuck.
+    Page code may outlive the block: JavaScript stuck past its deadline keeps running while the
+    worker records the result, and Thug's async prefetch threads may still be fetching when the
+    analysis returns. So the guard is never lifted while a thread the analysis started is alive;
+    instead the worker's own threads are trusted (`trust()`): the one that leaves the block, and
+    the deadline thread that records a stuck analysis. Every other thread stays guarded.
     """
 
     def __init__(self, policy: Policy, refused: list[dict[str, Any]]) -> None:
         self.policy, self.refused = policy, refused
         self._originals = (socket.socket.connect, socket.socket.connect_ex)
+        self._trusted: set[int] = set()
+        self._threads_before: set[threading.Thread] = set()
 
     def _check(self, sock: socket.socket, address: Any) -> None:
+        if threading.get_ident() in self._trusted:
+            return
         if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
             reason = self.policy.refusal(str(address[0]))
             if reason:
@@ -157,6 +166,7 @@ class Guard:
     def __enter__(self) -> Guard:
         connect, connect_ex = self._originals
         check = self._check
+        self._threads_before = set(threading.enumerate())
 
         def guarded_connect(sock: socket.socket, address: Any) -> None:
             check(sock, address)
@@ -169,8 +179,12 @@ class Guard:
         socket.socket.connect, socket.socket.connect_ex = guarded_connect, guarded_connect_ex
         return self
 
-    def release(self) -> None:
-        socket.socket.connect, socket.socket.connect_ex = self._originals
+    def trust(self) -> None:
+        """Let the calling thread (the worker's, never the page's) connect anywhere."""
+        self._trusted.add(threading.get_ident())
 
     def __exit__(self, *exc: object) -> None:
-        self.release()
+        self.trust()
+        started = set(threading.enumerate()) - self._threads_before
+        if not any(thread.ident not in self._trusted for thread in started):
+            socket.socket.connect, socket.socket.connect_ex = self._originals
