@@ -51,6 +51,16 @@ fso.CopyFile("/etc/hostname", "../../../../tmp/NAME-copy.txt");
 fso.CreateFolder("../../../../tmp/NAME-dir");
 </script></body></html>"""
 INFINITE_LOOP = b"<html><body><script>var i = 0; while (true) { i++; }</script></body></html>"
+# ActiveX abuse and requests to 127.0.0.3 (which a worker may refuse) without end: unbounded,
+# its result would fill Redis.
+FLOOD = b"""<html><body><script>for (var n = 0; ; n++) {
+new ActiveXObject("WScript.Shell").Run("calc.exe");
+try { var x = new XMLHttpRequest(); x.open("GET", "http://127.0.0.3:9/flood?" + n, false); x.send(); } catch (e) {}
+}</script></body></html>"""
+# Thousands of 64 KB code snippets: Thug logs each script text it is given.
+SNIPPETS = b"""<html><body><script>var text = new Array(64 * 1024 + 1).join("A");
+for (var i = 0; i < 1500; i++) { document.createElement("script").text = i + text.substring(8); }
+</script></body></html>"""
 # A page that never stops asking for URL (catching every error, the deadline's included).
 XHR_LOOP = """<html><body><script>var n = 0; while (true) { n++; try {
 var x = new XMLHttpRequest(); x.open("GET", "URL?n=" + n, false); x.send();
@@ -75,6 +85,8 @@ PAGES: dict[str, tuple[str, bytes]] = {
     "/slow-script": ("text/html", SLOW_SCRIPT),
     "/hostile": ("text/html", HOSTILE),
     "/infinite-loop": ("text/html", INFINITE_LOOP),
+    "/flood": ("text/html", FLOOD),
+    "/snippets": ("text/html", SNIPPETS),
     "/huge": ("text/html", b"<html><body>" + b"<p>" + b"A" * (4 * 1024 * 1024) + b"</p></body></html>"),
 }
 

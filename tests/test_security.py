@@ -132,7 +132,7 @@ def test_worker_flag_allowing_all_private_targets(thugrq, burst_worker, own_site
     [
         ("10.1.2.3", "private"), ("192.168.0.1", "private"), ("172.16.0.1", "private"),
         ("169.254.169.254", "link-local"), ("127.0.0.2", "loopback"), ("224.0.0.1", "multicast"),
-        ("0.0.0.0", "unspecified"), ("100.64.0.1", "non-global"), ("::1", "loopback"),
+        ("0.0.0.0", "unspecified"), ("100.64.0.1", "shared (carrier-grade NAT)"), ("::1", "loopback"),
         ("fe80::1", "link-local"), ("fc00::1", "private"), ("ff02::1", "multicast"),
         ("::ffff:10.0.0.1", "private"), ("64:ff9b::a9fe:a9fe", "link-local"),
         ("2002:7f00:1::", "loopback"), ("8.8.8.8", None), ("2a00:1450:4001::1", None),

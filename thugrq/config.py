@@ -28,6 +28,13 @@ JOB_TIMEOUT_MARGIN = 60
 STOP_GRACE = 10.0
 #: How many times a job whose work horse crashed, or whose worker died, runs again.
 DEFAULT_RETRIES = 2
+#: The largest result document a worker stores, in bytes as Redis holds it (RQ keeps a result
+#: as base64 of its JSON), unless `thugrq-worker --max-result-bytes` or this variable says.
+DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
+MAX_RESULT_BYTES_VARIABLE = "THUGRQ_MAX_RESULT_BYTES"
+#: The smallest bound a worker accepts: room for what a result always keeps whole (URL,
+#: options, error, final URL) and the beginning of each summary list, whatever the page did.
+MIN_MAX_RESULT_BYTES = 512 * 1024
 
 
 class ConfigError(Exception):
@@ -57,6 +64,18 @@ def dashboard_port() -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise ConfigError(f"invalid {DASHBOARD_PORT_VARIABLE} {value!r}: give a port number")
     return int(value)
+
+
+def max_result_bytes(value: str | None = None) -> int:
+    """The bound on a stored result: `value` (the worker's flag), else THUGRQ_MAX_RESULT_BYTES,
+    else 1 MiB."""
+    text = (value or os.environ.get(MAX_RESULT_BYTES_VARIABLE) or str(DEFAULT_MAX_RESULT_BYTES)).strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < MIN_MAX_RESULT_BYTES:
+        raise ConfigError(
+            f"invalid result size bound {text!r}: give a number of bytes, at least "
+            f"{MIN_MAX_RESULT_BYTES}"
+        )
+    return int(text)
 
 
 def check_redis_url(url: str) -> str:

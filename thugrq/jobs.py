@@ -17,7 +17,7 @@ from collections.abc import Callable
 from types import FrameType, ModuleType
 from typing import Any
 
-from thugrq import results
+from thugrq import config, results
 from thugrq.deadline import Deadline
 from thugrq.sandbox import confine
 from thugrq.targets import Guard, Policy, url_refusal
@@ -32,6 +32,10 @@ worker_identity: dict[str, Any] = {}
 #: Which non-public addresses analyses may reach; set by the worker (None: from the
 #: environment, THUGRQ_ALLOW_PRIVATE_TARGETS, refusing them all when unset).
 target_policy: Policy | None = None
+
+#: The bound on a stored result document, in bytes; set by the worker (None: from the
+#: environment, THUGRQ_MAX_RESULT_BYTES, else config.DEFAULT_MAX_RESULT_BYTES).
+max_result_bytes: int | None = None
 
 #: Set by the worker in each horse: records the result of an analysis stuck in JavaScript past
 #: its deadline, and ends the horse. Without it such an analysis runs until its job is killed.
@@ -75,8 +79,7 @@ def analyze(url: str, options: dict[str, Any]) -> dict[str, Any]:
     previous_cwd = os.getcwd()
     timed_out = f"analysis exceeded {checked.timeout} s"
     policy = target_policy or Policy.from_environment()
-    refused: list[dict[str, Any]] = []
-    blocked: list[dict[str, str]] = []
+    refused, blocked = results.Capped(), results.Capped()  # a page may add to them without end
     guard = Guard(policy, refused)
 
     def document(status: str, error: str | None, log: dict[str, Any] | None) -> dict[str, Any]:
@@ -90,8 +93,9 @@ def analyze(url: str, options: dict[str, Any]) -> dict[str, Any]:
             status=status,
             error=error,
             log=log,
-            refused=list(refused),
-            blocked_writes=list(blocked),
+            refused=refused,
+            blocked_writes=blocked,
+            max_bytes=max_result_bytes or config.max_result_bytes(),
         )
 
     def overrun() -> None:

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from thugrq.results import Capped
+
 #: Audit events that change the file system, and which of their arguments are paths.
 MUTATING_EVENTS: dict[str, tuple[int, ...]] = {
     "os.remove": (0,),
@@ -37,7 +39,7 @@ WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 ALWAYS_WRITABLE = frozenset({os.devnull})
 
 _root: str | None = None
-_blocked: list[dict[str, str]] | None = None
+_blocked: Capped | None = None
 _installed = False
 
 
@@ -70,15 +72,15 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
         return
     for path in paths:
         if not _inside(path):
-            if _blocked is not None and len(_blocked) < 100:
+            if _blocked is not None:
                 _blocked.append({"operation": event, "path": os.fsdecode(path)[:500]})
             raise SandboxViolation(f"thugrq: {event} outside the analysis directory refused: {path!r}")
 
 
 @contextmanager
-def confine(root: str, blocked: list[dict[str, str]]) -> Iterator[None]:
-    """Within the block, refuse file changes outside `root` (recording them in `blocked`);
-    temporary files go to `root` too."""
+def confine(root: str, blocked: Capped) -> Iterator[None]:
+    """Within the block, refuse file changes outside `root` (recording them in `blocked`, which
+    bounds itself: a page may try without end); temporary files go to `root` too."""
     global _root, _blocked, _installed
     if not _installed:
         sys.addaudithook(_hook)

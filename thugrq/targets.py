@@ -2,11 +2,12 @@
 
 A hostile page (or submitter) would love to make a honeyclient probe the network it runs in:
 the analyst's LAN, the cloud metadata service, the worker's own Redis. So private, loopback,
-link-local, multicast and reserved addresses (IPv4 and IPv6, IPv4-mapped forms included) are
-refused, for the first URL and for every later fetch. The check is made on the address each
-socket actually connects to, so a name that resolves to a public address for the check and to
-a private one for the fetch (DNS rebinding) gains nothing. A worker started with
-`--allow-private-targets` allows them all, or only the networks it lists.
+link-local, multicast, reserved and every other special-purpose address (IANA's registries,
+IPv4 and IPv6, IPv4-mapped forms included) are refused, for the first URL and for every later
+fetch. The check is made on the address each socket actually connects to, so a name that
+resolves to a public address for the check and to a private one for the fetch (DNS rebinding)
+gains nothing. A worker started with `--allow-private-targets` allows them all, or only the
+networks it lists.
 """
 
 from __future__ import annotations
@@ -82,11 +83,89 @@ class Policy:
         return f"{address} is a {kind} address"
 
 
+#: The IANA special-purpose address registries (IPv4 and IPv6) and the deprecated IPv6
+#: site-local range, each with the kind a refusal names ("fec0::1 is a site-local address").
+#: The most specific range wins. Multicast and the unallocated space are left to `ipaddress`.
+#: The IPv4-mapped (::ffff:0:0/96) and NAT64 (64:ff9b::/96) ranges are absent on purpose: such
+#: an address reaches the IPv4 address it carries, and is judged as that address.
+SPECIAL_PURPOSE: tuple[tuple[Network, str], ...] = tuple(
+    (ipaddress.ip_network(network), kind)
+    for network, kind in (
+        ("0.0.0.0/8", "this-network"),
+        ("0.0.0.0/32", "unspecified"),
+        ("10.0.0.0/8", "private"),
+        ("100.64.0.0/10", "shared (carrier-grade NAT)"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("172.16.0.0/12", "private"),
+        ("192.0.0.0/24", "protocol-assignment"),
+        ("192.0.0.0/29", "DS-Lite"),
+        ("192.0.0.8/32", "dummy"),
+        ("192.0.0.9/32", "PCP-anycast"),
+        ("192.0.0.10/32", "TURN-anycast"),
+        ("192.0.0.170/31", "NAT64-discovery"),
+        ("192.0.2.0/24", "documentation"),
+        ("192.31.196.0/24", "DNS-sink (AS112)"),
+        ("192.52.193.0/24", "multicast-tunnel (AMT)"),
+        ("192.88.99.0/24", "6to4-relay"),
+        ("192.88.99.2/32", "6a44-relay"),
+        ("192.168.0.0/16", "private"),
+        ("192.175.48.0/24", "DNS-sink (AS112)"),
+        ("198.18.0.0/15", "benchmarking"),
+        ("198.51.100.0/24", "documentation"),
+        ("203.0.113.0/24", "documentation"),
+        ("240.0.0.0/4", "reserved"),
+        ("255.255.255.255/32", "broadcast"),
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("64:ff9b:1::/48", "local-NAT64"),
+        ("100::/64", "discard-only"),
+        ("100:0:0:1::/64", "dummy"),
+        ("2001::/23", "protocol-assignment"),
+        ("2001::/32", "Teredo"),
+        ("2001:1::1/128", "PCP-anycast"),
+        ("2001:1::2/128", "TURN-anycast"),
+        ("2001:1::3/128", "DNS-SD-anycast"),
+        ("2001:2::/48", "benchmarking"),
+        ("2001:3::/32", "multicast-tunnel (AMT)"),
+        ("2001:4:112::/48", "DNS-sink (AS112)"),
+        ("2001:10::/28", "hash-identifier (ORCHID)"),
+        ("2001:20::/28", "hash-identifier (ORCHIDv2)"),
+        ("2001:30::/28", "drone-identifier (DET)"),
+        ("2001:db8::/32", "documentation"),
+        ("2002::/16", "6to4"),
+        ("2620:4f:8000::/48", "DNS-sink (AS112)"),
+        ("3fff::/20", "documentation"),
+        ("5f00::/16", "segment-routing (SRv6)"),
+        ("fc00::/7", "private"),
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "site-local"),
+    )
+)
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def non_public_kind(ip: Address) -> str | None:
-    """What kind of non-public address `ip` is (loopback, private...), or None if public."""
+    """What kind of non-public address `ip` is (loopback, documentation...), or None if public.
+
+    An IPv6 address carrying an IPv4 one is refused as what that one is; 6to4 and Teredo
+    addresses are refused in any case (tunnels through relays, never a page's own server).
+    """
     embedded = _embedded_ipv4(ip)
     if embedded is not None:
-        return non_public_kind(embedded)
+        return non_public_kind(embedded) or _special_purpose_kind(ip)
+    return _special_purpose_kind(ip) or _property_kind(ip)
+
+
+def _special_purpose_kind(ip: Address) -> str | None:
+    """The kind of the most specific SPECIAL_PURPOSE range holding `ip`, if any."""
+    matches = [(network.prefixlen, kind) for network, kind in SPECIAL_PURPOSE if ip in network]
+    return max(matches)[1] if matches else None
+
+
+def _property_kind(ip: Address) -> str | None:
+    """What `ipaddress` knows beyond the table: multicast, reserved space, and whatever a newer
+    Python marks as not global."""
     for kind in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved"):
         if getattr(ip, f"is_{kind}"):
             return kind.replace("_", "-")
@@ -105,7 +184,7 @@ def _embedded_ipv4(ip: Address) -> ipaddress.IPv4Address | None:
         return ip.sixtofour
     if ip.teredo:
         return ip.teredo[1]
-    if ip in ipaddress.ip_network("64:ff9b::/96"):
+    if ip in NAT64:
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 

@@ -232,12 +232,14 @@ def run(
     redis_url: str | None = None,
     burst: bool = False,
     name: str | None = None,
+    max_result_bytes: int | None = None,
 ) -> bool:
     """Serve `queues` in order of priority; returns whether any job was processed."""
     connection = config.connect(redis_url)
     versions = jobs.thug_versions()  # imports Thug here, once, before any horse is forked
     jobs.worker_identity.update(country=location.get("country"), asn=location.get("asn"))
     jobs.target_policy = policy
+    jobs.max_result_bytes = max_result_bytes
     worker = ThugrqWorker(
         queues,
         connection=connection,
@@ -253,6 +255,7 @@ def run(
         ", ".join(queues),
     )
     log.info("targets: %s", policy.describe())
+    log.info("results: at most %s bytes each", max_result_bytes or config.max_result_bytes())
     return worker.work(burst=burst, logging_level="INFO", with_scheduler=True)
 
 
@@ -293,6 +296,14 @@ def run(
     "comma-separated networks given (127.0.0.2/32,fd00::/8). Default: refused "
     f"(${ALLOW_VARIABLE}=1 or a list of networks does the same).",
 )
+@click.option(
+    "--max-result-bytes",
+    metavar="BYTES",
+    help="Store no result document larger than this, as Redis holds it; a page that produces "
+    "more gets its log, then its summary's lists, cut, and `truncated` in the result says what "
+    f"(default: ${config.MAX_RESULT_BYTES_VARIABLE}, else {config.DEFAULT_MAX_RESULT_BYTES}; "
+    f"at least {config.MIN_MAX_RESULT_BYTES}).",
+)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--name", help="Worker name (default: COUNTRY.host.pid).")
 @click.option(
@@ -306,6 +317,7 @@ def main(
     require_country: bool,
     public_ip: str | None,
     allow_private: str | None,
+    max_result_bytes: str | None,
     burst: bool,
     name: str | None,
     redis_url: str | None,
@@ -326,6 +338,7 @@ def main(
     try:
         config.check_redis_url(config.redis_url(redis_url))
         policy = Policy.parse(allow_private) if allow_private else Policy.from_environment()
+        result_bound = config.max_result_bytes(max_result_bytes)
         if queues:
             names = list(dict.fromkeys(queue_name(q) for q in queues))
             location = {"country": country_code(country) if country else None}
@@ -334,7 +347,10 @@ def main(
             names = [location["country"], config.GENERIC_QUEUE] if location["country"] else [
                 config.GENERIC_QUEUE
             ]
-        run(names, location=location, policy=policy, redis_url=redis_url, burst=burst, name=name)
+        run(
+            names, location=location, policy=policy, redis_url=redis_url, burst=burst, name=name,
+            max_result_bytes=result_bound,
+        )
     except (ValueError, config.ConfigError) as error:  # InvalidInput is a ValueError
         raise click.ClickException(str(error)) from error
     except ImportError as error:
