@@ -57,7 +57,10 @@ def test_workers_page_answers_200_while_a_worker_is_busy(dashboard, busy_worker)
 
 @pytest.fixture
 def app(redis_url):
-    return thugrq_dashboard.build_app(redis_url)
+    """The dashboard app itself, for Flask's test client (Host: localhost)."""
+    return thugrq_dashboard.build_app(
+        redis_url, thugrq_dashboard.accepted_hosts(thugrq_dashboard.DEFAULT_BIND, 80)
+    )
 
 
 def test_rq_dashboards_own_worker_lookup_answers_500_with_a_busy_worker(

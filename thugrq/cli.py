@@ -539,9 +539,18 @@ def countries(ctx: click.Context, as_json: bool) -> None:
     "--password", envvar="THUGRQ_DASHBOARD_PASSWORD", show_envvar=True, metavar="SECRET",
     help="The password for --username; the variable keeps it out of the process list.",
 )
+@click.option(
+    "--allowed-host", "allowed_hosts", multiple=True, type=dashboard.AllowedHost(),
+    envvar="THUGRQ_DASHBOARD_ALLOWED_HOSTS", show_envvar=True, metavar="NAME[:PORT]",
+    help="Also answer requests for this Host, on any port unless given one (repeatable; the "
+    "variable takes a comma-separated list). Any other Host than the bind address (on "
+    "loopback also localhost, 127.0.0.1 and [::1]; on 0.0.0.0 or :: any address) with --port "
+    "gets 400.",
+)
 @click.pass_context
 def dashboard_command(
-    ctx: click.Context, bind: str, port: int, username: str | None, password: str | None
+    ctx: click.Context, bind: str, port: int, username: str | None, password: str | None,
+    allowed_hosts: tuple[str, ...],
 ) -> None:
     """Serve rq-dashboard for thugrq's Redis.
 
@@ -558,7 +567,7 @@ def dashboard_command(
         dashboard.check_bind(bind, username, password)
         _connect(ctx)
         dashboard.serve(
-            redis_url, bind, port, username, password,
+            redis_url, bind, port, username, password, allowed_hosts=allowed_hosts,
             on_ready=lambda url: click.echo(
                 f"rq-dashboard for thugrq at {url} on {config.redacted(redis_url)}", err=True
             ),

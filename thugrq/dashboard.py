@@ -10,11 +10,19 @@ given, and 127.0.0.1 unless credentials protect another address. Two adapters ma
   job. The dashboard's `Worker` is replaced by this subclass, which reads workers (and their
   jobs) as thugrq's: JSON, `ThugrqJob`, `ThugrqQueue`. Nothing else in rq-dashboard changes,
   and an rq-dashboard that passes a serializer itself keeps working.
-- `escape_job_data`: rq-dashboard inserts a job's description, result and error into the Job
-  page as HTML, unescaped. A thugrq result carries the analysed page's own markup, so a
-  hostile page would run its scripts, or load its images, in the analyst's browser. The job
-  data the Job page reads is HTML-escaped before it leaves the server, and so is the call
-  string (with the URL) that the Workers page inserts for a busy worker.
+- `escape_data`: rq-dashboard's pages insert the JSON they poll as HTML, unescaped: a job's
+  description, result (keys and values) and error, a queue's name, a worker's name, queues
+  and versions, some inside attributes. A thugrq result carries the analysed page's own
+  markup, and anyone who may write `rq:*` keys chooses the rest, so either would run script
+  in the analyst's browser. Every string of that JSON that the page does not escape itself
+  (`INSERTIONS` says where each page puts what) is HTML-escaped before it leaves the server,
+  quotes too where it goes into attributes.
+
+Around it, `thugrq.dashboard_guard`: only the Hosts it serves are answered (`accepted_hosts`;
+DNS rebinding), state changes only by POST from its own pages (CSRF), and every response
+carries a strict Content-Security-Policy (with rq-dashboard's templates compiled on the
+server, since that policy forbids the browser's eval), so that what escaping missed still
+runs nothing.
 """
 
 from __future__ import annotations
@@ -27,10 +35,12 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import rq_dashboard
 import rq_dashboard.web
 from flask import Flask, Response, request
@@ -39,13 +49,40 @@ from rq.serializers import JSONSerializer
 from werkzeug.serving import make_server
 
 from thugrq import config
+from thugrq import dashboard_guard as guard
 from thugrq.queue import ThugrqJob, ThugrqQueue
 
 DEFAULT_BIND = "127.0.0.1"
 REALM = "thugrq dashboard"
-#: rq-dashboard's endpoints whose JSON its pages insert as HTML without escaping.
-JOB_DATA_ENDPOINT = "rq_dashboard.job_info"
-WORKERS_DATA_ENDPOINT = "rq_dashboard.list_workers"
+#: What else a loopback dashboard is called (a browser may use any of them).
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class Insertion:
+    """How a page of rq-dashboard's inserts one data endpoint's JSON: every string as HTML,
+    unescaped, except those at the `page_escapes` key paths. `quote`: some go into attribute
+    values."""
+
+    quote: bool
+    page_escapes: frozenset[tuple[str, ...]] = frozenset()
+
+
+#: rq-dashboard's data endpoints, as its pages insert them (templates/rq_dashboard/*.html).
+INSERTIONS = {
+    # The queue's name, and its links in href attributes.
+    "rq_dashboard.list_queues": Insertion(quote=True),
+    # Name, queues, current job; version, python_version and job id in title attributes.
+    "rq_dashboard.list_workers": Insertion(
+        quote=True, page_escapes=frozenset({("workers", "current_job", "description")})
+    ),
+    # Ids (also in an attribute), dates, page links; the page escapes description and error.
+    "rq_dashboard.list_jobs": Insertion(
+        quote=True, page_escapes=frozenset({("jobs", "description"), ("jobs", "exc_info")})
+    ),
+    # No attribute: the result shows as JSON, where a quote would read as \".
+    "rq_dashboard.job_info": Insertion(quote=False),
+}
 
 
 class DashboardWorker(Worker):
@@ -72,37 +109,31 @@ def install_adapters() -> None:
     rq_dashboard.web.Worker = DashboardWorker
 
 
-def escape_text(text: str) -> str:
-    """`text` safe to insert into an element's content as HTML (what those pages do)."""
-    return html.escape(text, quote=False)
-
-
-def escape_strings(value: Any) -> Any:
-    """`value` with every string in it HTML-escaped, for a page that inserts it as HTML."""
+def escape_strings(
+    value: Any, quote: bool, keep: Collection[tuple[str, ...]] = (), path: tuple[str, ...] = ()
+) -> Any:
+    """`value` with every string in it, dict keys included, HTML-escaped (quotes too with
+    `quote`), except at the key paths in `keep` (a list's items are at the list's path)."""
+    if path in keep:
+        return value
     if isinstance(value, str):
-        return escape_text(value)
+        return html.escape(value, quote=quote)
     if isinstance(value, dict):
-        return {key: escape_strings(item) for key, item in value.items()}
+        return {
+            html.escape(key, quote=quote): escape_strings(item, quote, keep, (*path, key))
+            for key, item in value.items()
+        }
     if isinstance(value, list):
-        return [escape_strings(item) for item in value]
+        return [escape_strings(item, quote, keep, path) for item in value]
     return value
 
 
-def escape_job_data(response: Response) -> Response:
-    """HTML-escape the job data that rq-dashboard's pages insert unescaped."""
-    if request.endpoint not in (JOB_DATA_ENDPOINT, WORKERS_DATA_ENDPOINT) or not response.is_json:
+def escape_data(response: Response) -> Response:
+    """HTML-escape the JSON that rq-dashboard's pages insert as HTML (see `INSERTIONS`)."""
+    insertion = INSERTIONS.get(request.endpoint or "")
+    if insertion is None or not response.is_json:
         return response
-    data = response.get_json(silent=True)
-    if not isinstance(data, dict):
-        return response
-    if request.endpoint == JOB_DATA_ENDPOINT:
-        data = escape_strings(data)
-    else:
-        # Only the call string: the page escapes the description itself.
-        for worker in data.get("workers", []):
-            current = worker.get("current_job")
-            if isinstance(current, dict) and isinstance(current.get("call_string"), str):
-                current["call_string"] = escape_text(current["call_string"])
+    data = escape_strings(response.get_json(), insertion.quote, insertion.page_escapes)
     response.set_data(response.json_module.dumps(data))
     return response
 
@@ -131,9 +162,13 @@ def basic_auth(username: str, password: str) -> Callable[[], Response | None]:
 
 
 def build_app(
-    redis_url: str, username: str | None = None, password: str | None = None
+    redis_url: str,
+    hosts: Collection[guard.HostKey],
+    username: str | None = None,
+    password: str | None = None,
 ) -> Flask:
-    """rq-dashboard as a Flask app on `redis_url`, for thugrq's JSON jobs.
+    """rq-dashboard as a Flask app on `redis_url`, for thugrq's JSON jobs, answering `hosts`
+    only (see `accepted_hosts`), behind thugrq's guards (see `thugrq.dashboard_guard`).
 
     With a username and password, every request (pages, data and static files) needs them.
     """
@@ -145,9 +180,12 @@ def build_app(
     app = Flask(__name__, static_folder=str(Path(rq_dashboard.__file__).parent / "static"))
     app.config["RQ_DASHBOARD_REDIS_URL"] = config.check_redis_url(redis_url)
     app.json.sort_keys = False  # a result document keeps its order: the summary before the log
+    app.before_request(guard.check_host(hosts))
     if username and password:
         app.before_request(basic_auth(username, password))
-    app.after_request(escape_job_data)
+    app.before_request(guard.check_state_change)
+    app.after_request(escape_data)
+    app.after_request(guard.secure_headers)
     app.register_blueprint(rq_dashboard.blueprint)
     rq_dashboard.web.setup_rq_connection(app)
     return app
@@ -178,6 +216,46 @@ def check_bind(host: str, username: str | None, password: str | None) -> None:
             "it could read every analysis and delete jobs; give --username and --password, "
             f"or bind {DEFAULT_BIND}"
         )
+
+
+class AllowedHost(click.ParamType):
+    """An --allowed-host: NAME or NAME:PORT ([IPv6] in brackets); a comma-separated list in
+    its environment variable."""
+
+    name = "host"
+    envvar_list_splitter = ","
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        value = str(value).strip()
+        try:
+            guard.host_key(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        return value
+
+
+def is_wildcard(host: str) -> bool:
+    """Whether `host` is the address that binds every address (0.0.0.0, ::)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+def accepted_hosts(bind: str, port: int, allowed: Iterable[str] = ()) -> frozenset[guard.HostKey]:
+    """The Hosts the dashboard answers, with its port: its bind address, loopback's names on
+    loopback, any address and loopback's names on a wildcard bind; and the operator's `allowed`
+    ones (NAME on any port, or NAME:PORT)."""
+    names = {bind.strip("[]").lower()}
+    if is_wildcard(bind):
+        names |= {guard.ANY_ADDRESS, *LOOPBACK_NAMES}
+    elif is_loopback(bind):
+        names |= set(LOOPBACK_NAMES)
+    try:
+        extra = {guard.host_key(entry) for entry in allowed}
+    except ValueError as error:
+        raise config.ConfigError(f"--allowed-host: {error}") from error
+    return frozenset({(name, port) for name in names} | extra)
 
 
 def address(host: str, port: int) -> str:
@@ -211,13 +289,16 @@ def serve(
     username: str | None = None,
     password: str | None = None,
     on_ready: Callable[[str], None] | None = None,
+    allowed_hosts: Iterable[str] = (),
 ) -> None:
-    """Serve the dashboard until interrupted (SIGINT or SIGTERM end it cleanly).
+    """Serve the dashboard until interrupted (SIGINT or SIGTERM end it cleanly), for the Hosts
+    of `accepted_hosts`.
 
-    ConfigError when the bind is refused (see `check_bind`) or the port cannot be listened on.
+    ConfigError when the bind is refused (see `check_bind`), an allowed host is no host name,
+    or the port cannot be listened on.
     """
     check_bind(host, username, password)
-    app = build_app(redis_url, username, password)
+    app = build_app(redis_url, accepted_hosts(host, port, allowed_hosts), username, password)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per poll
     listener = listen(host, port)
     with listener:  # werkzeug serves a duplicate of it
