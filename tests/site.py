@@ -50,6 +50,11 @@ for (var i = 0; i < paths.length; i++) {
 fso.CopyFile("/etc/hostname", "../../../../tmp/NAME-copy.txt");
 fso.CreateFolder("../../../../tmp/NAME-dir");
 </script></body></html>"""
+# Memory bombs: one fills V8's heap, the other Python's (each attribute is copied to the DOM).
+JS_BOMB = b"<html><body><script>var a = []; for (;;) a.push(new Array(1e6).fill(1.5));</script></body></html>"
+DOM_BOMB = b"""<html><body><script>var s = "x".repeat(1 << 23);
+for (var i = 0; ; i++) { var p = document.createElement("p"); p.setAttribute("a", s + i); document.body.appendChild(p); }
+</script></body></html>"""
 INFINITE_LOOP = b"<html><body><script>var i = 0; while (true) { i++; }</script></body></html>"
 # ActiveX abuse and requests to 127.0.0.3 (which a worker may refuse) without end: unbounded,
 # its result would fill Redis.
@@ -87,6 +92,8 @@ PAGES: dict[str, tuple[str, bytes]] = {
     "/infinite-loop": ("text/html", INFINITE_LOOP),
     "/flood": ("text/html", FLOOD),
     "/snippets": ("text/html", SNIPPETS),
+    "/js-bomb": ("text/html", JS_BOMB),
+    "/dom-bomb": ("text/html", DOM_BOMB),
     "/huge": ("text/html", b"<html><body>" + b"<p>" + b"A" * (4 * 1024 * 1024) + b"</p></body></html>"),
 }
 
@@ -146,6 +153,9 @@ class Site:
                     time.sleep(seconds)
                     self._send("application/javascript", b"var slow = 1;")
                     return
+                if parts.path == "/stream":  # `bytes` of HTML, generated, without a length
+                    self._stream(int(query["bytes"]))
+                    return
                 if parts.path not in PAGES:
                     self.send_error(404)
                     return
@@ -158,6 +168,18 @@ class Site:
                 self.end_headers()
                 try:
                     self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _stream(self, size: int) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                chunk = b"<p>" + b"A" * (1024 * 1024 - 7) + b"</p>\n"
+                try:
+                    for _ in range(size // len(chunk)):
+                        self.wfile.write(chunk)
+                    self.wfile.write(b"A" * (size % len(chunk)))
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from thugrq import config, results
 from thugrq.deadline import Deadline
+from thugrq.limits import MEMORY_REASON, Downloads, limited_downloads
 from thugrq.sandbox import confine
 from thugrq.targets import Guard, Policy, url_refusal
 from thugrq.options import Options, check_url
@@ -80,6 +81,7 @@ def analyze(url: str, options: dict[str, Any]) -> dict[str, Any]:
     timed_out = f"analysis exceeded {checked.timeout} s"
     policy = target_policy or Policy.from_environment()
     refused, blocked = results.Capped(), results.Capped()  # a page may add to them without end
+    downloads = Downloads(checked.max_response_bytes, checked.max_download_bytes)
     guard = Guard(policy, refused)
 
     def document(status: str, error: str | None, log: dict[str, Any] | None) -> dict[str, Any]:
@@ -95,6 +97,7 @@ def analyze(url: str, options: dict[str, Any]) -> dict[str, Any]:
             log=log,
             refused=refused,
             blocked_writes=blocked,
+            limited=downloads.limited,
             max_bytes=max_result_bytes or config.max_result_bytes(),
         )
 
@@ -119,10 +122,13 @@ def analyze(url: str, options: dict[str, Any]) -> dict[str, Any]:
             guard,
             Deadline(checked.timeout, AnalysisTimeout, overrun if on_overrun else None),
         ):
-            log = _run_thug(url, checked, scratch)
+            log = _run_thug(url, checked, scratch, downloads)
         return document(results.STATUS_COMPLETED, None, log)
     except AnalysisTimeout:
         return document(results.STATUS_TIMEOUT, timed_out, _thug_json_log())
+    except MemoryError as exc:  # the horse's address-space limit (thugrq.limits); no log:
+        # copying it is what might fail next
+        return document(results.STATUS_ERROR, f"{MEMORY_REASON}: {type(exc).__name__} {exc}", None)
     except Exception as exc:  # noqa: BLE001 - any Thug failure becomes a visible result
         return document(results.STATUS_ERROR, f"{type(exc).__name__}: {exc}", _thug_json_log())
     finally:
@@ -130,7 +136,9 @@ def analyze(url: str, options: dict[str, Any]) -> dict[str, Any]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run_thug(url: str, options: Options, scratch: str) -> dict[str, Any] | None:
+def _run_thug(
+    url: str, options: Options, scratch: str, downloads: Downloads
+) -> dict[str, Any] | None:
     from thug.ThugAPI import ThugAPI
 
     class Analysis(ThugAPI):
@@ -147,7 +155,8 @@ def _run_thug(url: str, options: Options, scratch: str) -> dict[str, Any] | None
     thug.set_json_logging()
     thug.log_init(url)
     thug.set_log_dir(scratch)
-    thug.run_remote(url)
+    with limited_downloads(downloads):
+        thug.run_remote(url)
     thug.log_event()
     return _thug_json_log()
 

@@ -21,6 +21,11 @@ from thugrq.personalities import DEFAULT_PERSONALITY, PERSONALITIES
 
 MAX_URL_LENGTH = 4096
 MAX_ANALYSIS_TIMEOUT = 3600
+MIB = 1024 * 1024
+#: Largest response body and total download a submitter may allow one analysis (the horse's
+#: memory limit, worker --max-memory, must hold them and what Thug makes of them).
+MAX_RESPONSE_BYTES = 64 * MIB
+MAX_DOWNLOAD_BYTES = 256 * MIB
 URL_SCHEMES = ("http", "https")
 PROXY_SCHEMES = ("http", "socks4", "socks5", "socks5h")
 EVENT_NAME = re.compile(r"^[a-z]{1,32}$")
@@ -128,12 +133,13 @@ def option(
     default: Any,
     kind: type,
     help: str,
-    thug: str | tuple[str, str],
+    thug: str | tuple[str, str] | None,
     check: Callable[[str, Any], None] | None = None,
     metavar: str | None = None,
 ) -> Any:
     """Declare an option: `thug` names the ThugAPI method that applies a value (for a switch,
-    the method called when it is on, or an (on, off) pair); `check` validates non-None values."""
+    the method called when it is on, or an (on, off) pair; None for thugrq's own bounds);
+    `check` validates non-None values."""
     return dataclasses.field(
         default=tuple(default) if isinstance(default, list) else default,
         metadata={
@@ -211,6 +217,14 @@ class Options:
         True, bool, "Log the TLS certificates of HTTPS sites.",
         ("enable_cert_logging", "disable_cert_logging"),
     )
+    max_response_bytes: int = option(
+        8 * MIB, int, "Largest response body read; a larger one is abandoned (summary.limited).",
+        None, _range(1024, MAX_RESPONSE_BYTES), "BYTES",
+    )
+    max_download_bytes: int = option(
+        32 * MIB, int, "Most bytes read over the whole analysis; later fetches are abandoned.",
+        None, _range(1024, MAX_DOWNLOAD_BYTES), "BYTES",
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.events, list):  # JSON has no tuples
@@ -249,6 +263,8 @@ class Options:
         defaults alone."""
         for field in dataclasses.fields(self):
             value, method = getattr(self, field.name), field.metadata["thug"]
+            if method is None:  # applied by thugrq (thugrq.limits), not by Thug
+                continue
             if isinstance(method, tuple):  # an (on, off) pair
                 getattr(thug, method[0] if value else method[1])()
             elif field.metadata["kind"] is bool:

@@ -58,14 +58,19 @@ def build(
     log: dict[str, Any] | None,
     refused: Sequence[dict[str, Any]] = (),
     blocked_writes: Sequence[dict[str, str]] = (),
+    limited: Sequence[dict[str, Any]] = (),
     max_bytes: int = DEFAULT_MAX_RESULT_BYTES,
 ) -> dict[str, Any]:
     """Assemble the versioned result document, at most `max_bytes` as stored (`bound`);
     `refused` lists the connections the worker refused during the analysis (thugrq.targets),
-    `blocked_writes` the file changes outside its directory (thugrq.sandbox): `Capped` lists."""
+    `blocked_writes` the file changes outside its directory (thugrq.sandbox), `limited` the
+    fetches abandoned at a download cap (thugrq.limits): `Capped` lists."""
     log = log or {}
     truncated: dict[str, Counter[str]] = {}
-    summary = {**summarize(url, log), "refused": refused, "blocked_writes": blocked_writes}
+    summary = {
+        **summarize(url, log), "refused": refused, "blocked_writes": blocked_writes,
+        "limited": limited,
+    }
     document = {
         "schema": SCHEMA,
         "url": url,
@@ -388,6 +393,8 @@ def format_summary(document: dict[str, Any]) -> str:
         )
     for write in summary.get("blocked_writes") or []:
         lines.append(f"Blocked      {write.get('operation')} {write.get('path')}")
+    for fetch in summary.get("limited") or []:
+        lines.append(f"Limited      {fetch.get('url')}: {fetch.get('reason')}")
     for path, cut in (document.get("truncated") or {}).items():
         lines.append(f"Truncated    {path}: " + ", ".join(f"{n} {what}" for what, n in cut.items()))
     return "\n".join(lines)

@@ -24,7 +24,8 @@ from rq.serializers import JSONSerializer
 
 from thugrq import config, fleet, geo, jobs
 from thugrq.countries import country_code, queue_name
-from thugrq.options import InvalidInput
+from thugrq.limits import MEMORY_REASON, MemoryBound
+from thugrq.options import MIB, InvalidInput
 from thugrq.queue import ThugrqJob, ThugrqQueue, exception_line
 from thugrq.targets import ALLOW_VARIABLE, Policy
 
@@ -57,6 +58,11 @@ DETERMINISTIC_FAILURES = (
     f"{InvalidInput.__module__}.InvalidInput",
 )
 PR_SET_PDEATHSIG = 1
+#: Where a job keeps the cause of its last failure (the last line of its traceback).
+LAST_FAILURE = "thugrq_last_failure"
+#: Default address-space limit of a horse, MiB: a horse starts at about 0.9 GiB (V8 reserves
+#: much of it) and a plain analysis peaks near 1.2 GiB.
+DEFAULT_MAX_MEMORY = 2048
 
 
 class ThugrqScheduler(RQScheduler):
@@ -84,6 +90,9 @@ class ThugrqWorker(Worker):
     queue_class = ThugrqQueue
     job_class = ThugrqJob
     max_connection_wait_time = MAX_CONNECTION_WAIT
+    #: The memory limit of each horse (None: unbounded), and why the last horse died, if of it.
+    memory: MemoryBound | None = None
+    _memory_death: str | None = None
     _scheduler: RQScheduler | None = None
 
     def __init__(
@@ -121,6 +130,8 @@ class ThugrqWorker(Worker):
         # RQ puts the horse in its own process group, so a SIGKILLed worker would leave it
         # running while the job is re-queued elsewhere: the job would run twice.
         _die_with_parent(self.pid)
+        if self.memory:
+            self.memory.bound_horse()
         super().main_work_horse(job, queue)
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
@@ -131,13 +142,32 @@ class ThugrqWorker(Worker):
         jobs.on_overrun = overrun  # this process is the horse: the hook dies with it
         return super().perform_job(job, queue, execution)
 
-    def handle_job_failure(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
-        exc_string = kwargs.get("exc_string") or (args[1] if len(args) > 1 else "")
-        if (exception_line(exc_string) or "").startswith(DETERMINISTIC_FAILURES):
+    def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
+        # RQ calls this, then handle_job_failure, when a horse dies before recording its job.
+        self._memory_death = self.memory.death_reason() if self.memory else None
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+        execution: Execution | None = None,
+    ) -> None:
+        """Retry only what may go otherwise next time: not a refusal, not the memory limit (the
+        reason then says so), not a failure with the same cause as the job's previous one."""
+        memory, self._memory_death = self._memory_death, None
+        cause = exception_line(exc_string) or ""
+        if memory or cause.startswith("MemoryError"):
+            exc_string = f"{exc_string.rstrip()}\n{memory or f'{MEMORY_REASON} ({cause})'}"
+        if memory or cause.startswith(DETERMINISTIC_FAILURES) or cause == job.meta.get(LAST_FAILURE):
             job.retries_left = None
         elif job.retries_left:
             job.retries_left = min(job.retries_left, MAX_RETRIES)
-        super().handle_job_failure(job, queue, *args, **kwargs)
+            job.meta[LAST_FAILURE] = cause  # read by the next run's failure, if there is one
+            job.save_meta()
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
 
     def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
         """Cold shutdown (a second SIGTERM): stop at once, but put the current job back first."""
@@ -233,6 +263,7 @@ def run(
     burst: bool = False,
     name: str | None = None,
     max_result_bytes: int | None = None,
+    max_memory: int | None = None,
 ) -> bool:
     """Serve `queues` in order of priority; returns whether any job was processed."""
     connection = config.connect(redis_url)
@@ -246,6 +277,7 @@ def run(
         name=name or default_name(location.get("country")),
         location=location,
     )
+    worker.memory = MemoryBound(max_memory) if max_memory else None
     log.info(
         "thugrq worker %s: Thug %s (%s %s), queues %s",
         worker.name,
@@ -255,6 +287,7 @@ def run(
         ", ".join(queues),
     )
     log.info("targets: %s", policy.describe())
+    log.info("memory: %s", f"at most {max_memory // MIB} MiB a horse" if max_memory else "unbounded")
     log.info("results: at most %s bytes each", max_result_bytes or config.max_result_bytes())
     return worker.work(burst=burst, logging_level="INFO", with_scheduler=True)
 
@@ -304,6 +337,15 @@ def run(
     f"(default: ${config.MAX_RESULT_BYTES_VARIABLE}, else {config.DEFAULT_MAX_RESULT_BYTES}; "
     f"at least {config.MIN_MAX_RESULT_BYTES}).",
 )
+@click.option(
+    "--max-memory",
+    type=click.IntRange(min=512),
+    default=DEFAULT_MAX_MEMORY,
+    show_default=True,
+    metavar="MIB",
+    help="Address-space limit of each analysis, in MiB: one that reaches it fails as `memory "
+    "limit exceeded`, not retried.",
+)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--name", help="Worker name (default: COUNTRY.host.pid).")
 @click.option(
@@ -318,6 +360,7 @@ def main(
     public_ip: str | None,
     allow_private: str | None,
     max_result_bytes: str | None,
+    max_memory: int,
     burst: bool,
     name: str | None,
     redis_url: str | None,
@@ -349,7 +392,7 @@ def main(
             ]
         run(
             names, location=location, policy=policy, redis_url=redis_url, burst=burst, name=name,
-            max_result_bytes=result_bound,
+            max_result_bytes=result_bound, max_memory=max_memory * MIB,
         )
     except (ValueError, config.ConfigError) as error:  # InvalidInput is a ValueError
         raise click.ClickException(str(error)) from error
