@@ -149,6 +149,58 @@ def test_hostile_job_hashes_end_failed_or_refused(fuzz_worker, data, fields):
     assert not list(MARKER_DIR.glob(MARKER_PREFIX + "*"))
 
 
+# Raw queue entries: ids of any bytes, naming job keys of every Redis type.
+entry_ids = st.one_of(
+    st.binary(min_size=1, max_size=80),
+    st.text(min_size=1, max_size=40).map(str.encode),
+    st.sampled_from([b"<img src=x onerror=alert(1)>", b"\xff\xfe-bad", b"a" * 5000, b"x:y", b"../x", b" "]),
+    st.uuids().map(lambda u: u.hex.encode()),
+)
+job_keys = st.sampled_from(["none", "string", "list", "set", "zset", "stream", "hash"])
+
+
+def write_key(connection, key: bytes, kind: str) -> None:
+    writers = {
+        "string": lambda: connection.set(key, b"x"),
+        "list": lambda: connection.rpush(key, b"x"),
+        "set": lambda: connection.sadd(key, b"x"),
+        "zset": lambda: connection.zadd(key, {b"x": 1}),
+        "stream": lambda: connection.xadd(key, {b"x": b"y"}),
+        "hash": lambda: connection.hset(key, mapping={"status": "queued", "origin": "generic", "data": b"\x00"}),
+    }
+    connection.delete(key)
+    if kind in writers:
+        writers[kind]()
+
+
+def settled(connection) -> bool:
+    """The queue is empty, the worker is not analysing, and its intermediate list holds no job
+    (RQ leaves ids of missing jobs there for its next cleaning)."""
+    taken = connection.lrange("rq:queue:generic:intermediate", 0, -1)
+    return (
+        connection.llen("rq:queue:generic") == 0
+        and not any(connection.exists(b"rq:job:" + job_id) for job_id in taken)
+        and connection.hget("rq:worker:fuzz", "state") != b"busy"
+    )
+
+
+@settings(
+    max_examples=int(os.environ.get("THUGRQ_FUZZ_EXAMPLES", "500")), deadline=None, derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(entry=entry_ids, kind=job_keys)
+def test_hostile_queue_entries_never_stop_the_worker(fuzz_worker, entry, kind):
+    connection, worker, _ = fuzz_worker
+    connection.lrem("rq:queue:generic:intermediate", 0, entry)  # left by an earlier example
+    write_key(connection, b"rq:job:" + entry, kind)
+    connection.rpush("rq:queue:generic", entry)
+    try:
+        wait_for(lambda: settled(connection), timeout=60, interval=0.01)
+    finally:
+        assert worker.poll() is None, "the worker died"
+
+
 def test_worker_still_serves_after_the_fuzzing(fuzz_worker):
     connection, worker, environment = fuzz_worker
     import subprocess

@@ -17,7 +17,7 @@ import click
 import redis
 from rq.job import JobStatus
 
-from thugrq import config, dashboard, fleet, geo, submit
+from thugrq import config, dashboard, fleet, geo, quarantine, submit
 from thugrq.countries import country_code
 from thugrq.options import InvalidInput, Options, describe
 from thugrq.personalities import DEFAULT_PERSONALITY, PERSONALITIES
@@ -454,6 +454,38 @@ def queues(ctx: click.Context) -> None:
         click.echo(
             f"{queue.name:<10} {queue.count:>7} {queue.started_job_registry.count:>8} "
             f"{queue.finished_job_registry.count:>9} {queue.failed_job_registry.count:>7}"
+        )
+
+
+@cli.command(name="quarantine")
+@click.option("--purge", is_flag=True, help="Delete the records, and the keys moved aside with them.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def quarantine_command(ctx: click.Context, purge: bool, as_json: bool) -> None:
+    """List the queue entries workers moved aside because nobody could read them.
+
+    Anyone who may push to a queue can write an id of any bytes, or make a job key a string;
+    workers move such entries aside instead of stopping on them. Each record says where the
+    entry was, why it was moved, and where a key of the wrong type went. Newest first.
+    """
+    connection = _connect(ctx)
+    if purge:
+        click.echo(f"purged {quarantine.purge(connection)} record(s)", err=True)
+        return
+    records = quarantine.records(connection)
+    if as_json:
+        for record in records:
+            _echo_json(record)
+        return
+    if not records:
+        click.echo("nothing in quarantine", err=True)
+        return
+    click.echo(f"{'WHEN':<25} {'KEY':<24} {'ENTRY':<24} REASON")
+    for record in records:
+        moved = f" (moved to {record['moved_to']})" if record["moved_to"] else ""
+        click.echo(
+            f"{record['at']:<25} {record['key']:<24} {record['entry'] or '-':<24} "
+            f"{record['reason']}{moved}"
         )
 
 

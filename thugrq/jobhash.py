@@ -158,24 +158,34 @@ def sanitize(raw: dict[bytes, bytes]) -> tuple[dict[bytes, bytes], str | None]:
             refusals.append("job names a callback")
         else:
             refusals.append(f"job field {name.decode()!r} is malformed")
-    if b"data" not in raw:
-        refusals.append("job has no data")
-        clean[b"data"] = b""
-    oversized = not inflate_bounded(clean[b"data"])
-    if oversized:
-        refusals.append(f"job data is larger than {MAX_DATA} bytes")
+    problem = data_refusal(raw.get(b"data"))
+    if problem:
+        refusals.append(problem)
         clean[b"data"] = STAND_IN
     refusal = "refused: " + "; ".join(dict.fromkeys(refusals)) if refusals else None
     return clean, refusal
 
 
-#: Readable job data put in place of data too large to read.
+#: Readable job data put in place of data that cannot be read.
 STAND_IN = zlib.compress(b'["refused", null, [], {}]')
 
 
-def inflate_bounded(data: bytes) -> bool:
-    """Whether `data` (zlib-compressed, or plain as RQ also accepts) is at most MAX_DATA."""
+def data_refusal(data: bytes | None) -> str | None:
+    """Why job data (zlib-compressed JSON, or plain JSON as RQ also accepts) cannot be read as
+    a job call, or None. RQ would only find out inside the work horse, as a bare
+    DeserializationError that could be retried."""
+    if data is None:
+        return "job has no data"
     try:
-        return _inflate(data) is not None
+        text = _inflate(data)
     except zlib.error:
-        return len(data) <= MAX_DATA
+        text = data if len(data) <= MAX_DATA else None
+    if text is None:
+        return f"job data is larger than {MAX_DATA} bytes"
+    try:
+        call = json.loads(text)
+    except ValueError:
+        return "job data is not JSON (thugrq jobs are never pickled)"
+    if not (isinstance(call, list) and len(call) == 4):
+        return "job data is not a job call [function, instance, args, kwargs]"
+    return None

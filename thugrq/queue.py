@@ -8,14 +8,17 @@ anything is imported. RQ by default would import and call any dotted name, even 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import ResponseError
 from rq import Queue
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from thugrq import config, jobhash, jobs
+from thugrq import config, jobhash, jobs, quarantine
 
 #: Where the reason goes when a job hash cannot be read at all.
 REFUSAL_FIELD = "thugrq_refusal"
@@ -96,11 +99,26 @@ class ThugrqQueue(Queue):
                 kwargs[key] = value
         super().__init__(name, **kwargs)
 
+    # RQ pops with LPOP/BLPOP (several queues) or LMOVE/BLMOVE (one), then decodes the id and
+    # reads its hash; an unreadable entry at any step would end the worker. Each step here
+    # moves such an entry aside (thugrq.quarantine) and takes the next one instead.
+
+    @classmethod
+    def lpop(cls, queue_keys: Any, timeout: int | None, connection: Redis | None = None) -> Any:
+        assert connection is not None
+        pop = super(ThugrqQueue, cls).lpop
+        return _readable_pop(connection, queue_keys, lambda: pop(queue_keys, timeout, connection=connection))
+
+    @classmethod
+    def lmove(cls, connection: Redis, queue_key: str, timeout: int | None) -> Any:
+        keys = [queue_key, IntermediateQueue.get_intermediate_queue_key(queue_key)]
+        pop = super(ThugrqQueue, cls).lmove
+        return _readable_pop(connection, keys, lambda: pop(connection, queue_key, timeout))
+
     @classmethod
     def dequeue_any(cls, queues: Any, timeout: int | None, connection: Redis, *args: Any, **kwargs: Any) -> Any:
-        """RQ's dequeue, except that a job hash RQ cannot even read is failed as refused and
-        the next job taken: in RQ the error would end the worker, so one hostile hash could
-        stop the fleet."""
+        """RQ's dequeue, except that a job hash RQ cannot read is failed as refused and the next
+        job taken."""
         while True:
             try:
                 return super().dequeue_any(queues, timeout, connection, *args, **kwargs)
@@ -111,14 +129,32 @@ class ThugrqQueue(Queue):
                 refuse_unreadable(queue, job_id, f"refused: job hash cannot be read ({type(error).__name__})")
 
 
+def _readable_pop(connection: Redis, list_keys: list[str], pop: Callable[[], Any]) -> Any:
+    """`pop()`'s (queue key, job id), after moving aside whatever unreadable entries, or list
+    keys of another type, come first."""
+    while True:
+        try:
+            result = pop()
+        except ResponseError:
+            if not quarantine.set_aside_wrong_types(connection, list_keys, "list"):
+                raise
+            continue
+        if result is None or quarantine.readable(connection, *result):
+            return result
+
+
 def refuse_unreadable(queue: Queue, job_id: str, reason: str) -> None:
-    """Mark a job whose hash RQ cannot read as failed, with `reason`, in its failed registry."""
+    """Mark a job whose hash RQ cannot read as failed, with `reason`, in its failed registry
+    (a job key of another type is moved aside instead: there is no hash to mark)."""
+    if not quarantine.readable(queue.connection, queue.key, job_id):
+        return
     key = ThugrqJob.key_for(job_id)
     expires = time.time() + config.RESULT_TTL
     pipeline = queue.connection.pipeline()
     pipeline.hset(key, mapping={"status": "failed", REFUSAL_FIELD: reason})
     pipeline.expire(key, config.RESULT_TTL)
     pipeline.zadd(queue.failed_job_registry.key, {job_id: expires})
+    pipeline.lrem(queue.intermediate_queue_key, 0, job_id)
     pipeline.execute()
 
 

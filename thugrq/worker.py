@@ -7,22 +7,28 @@ class, which imports Thug once before forking, and the `thugrq-worker` launcher.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 import click
-from rq import Queue, Worker
+from redis.exceptions import ResponseError
+from rq import Queue, Worker, worker_registration
+from rq.exceptions import StopRequested
 from rq.executions import Execution
 from rq.job import Job, JobStatus
+from rq.registry import clean_registries
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
+from rq.utils import now
 
-from thugrq import config, fleet, geo, jobs
+from thugrq import config, fleet, geo, jobs, quarantine
 from thugrq.countries import country_code, queue_name
 from thugrq.limits import MEMORY_REASON, MemoryBound
 from thugrq.options import MIB, InvalidInput
@@ -65,6 +71,28 @@ LAST_FAILURE = "thugrq_last_failure"
 DEFAULT_MAX_MEMORY = 2048
 
 
+class WorkerCrashed(Exception):
+    """The worker stopped on an unexpected error (RQ logs it and returns as if done)."""
+
+
+def _records_crash(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Keep, on the worker, an unexpected error raised by a step of RQ's work loop: RQ's loop
+    logs it and returns normally, and the worker must then exit non-zero, so that a
+    supervisor restarts it."""
+
+    @functools.wraps(method)
+    def recording(self: ThugrqWorker, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except StopRequested:
+            raise
+        except Exception as error:
+            self.crash = error
+            raise
+
+    return recording
+
+
 class ThugrqScheduler(RQScheduler):
     """RQ's scheduler (it re-queues retried jobs after their backoff), in a process that dies
     with its worker: RQ forks it, and a SIGKILLed worker would leave it running for good."""
@@ -94,6 +122,8 @@ class ThugrqWorker(Worker):
     memory: MemoryBound | None = None
     _memory_death: str | None = None
     _scheduler: RQScheduler | None = None
+    #: The unexpected error that ended the work loop, if one did.
+    crash: Exception | None = None
 
     def __init__(
         self, queues: list[str], *args: Any, location: dict[str, Any] | None = None, **kwargs: Any
@@ -121,6 +151,50 @@ class ThugrqWorker(Worker):
             value.__class__ = ThugrqScheduler
             value.worker_pid = os.getpid()
         self._scheduler = value
+
+    def clean_registries(self) -> None:
+        """RQ's registry cleaning, except that unreadable entries are moved aside (see
+        thugrq.quarantine) and the cleaning tried again: in RQ the first one would end the
+        worker, leaving the queue's cleaning lock held for 15 minutes."""
+        for queue in self.queues:
+            if queue.acquire_maintenance_lock():
+                try:
+                    self._clean(queue)
+                finally:
+                    queue.release_maintenance_lock()
+        self.last_cleaned_at = now()
+
+    def _clean(self, queue: Queue) -> None:
+        for attempt in (1, 2):
+            try:
+                clean_registries(queue, self._exc_handlers)
+                worker_registration.clean_worker_registry(queue)
+                queue.intermediate_queue.cleanup(self, queue)
+                return
+            except (ResponseError, ValueError) as error:  # wrong types, undecodable ids
+                moved = quarantine.sweep(queue) if attempt == 1 else 0
+                log.warning(
+                    "cleaning queue %s failed (%s): %d unreadable entries moved aside "
+                    "(thugrq quarantine lists them)", queue.name, error, moved,
+                )
+                if not moved:
+                    return
+
+    @_records_crash
+    def check_for_suspension(self, *args: Any, **kwargs: Any) -> None:
+        super().check_for_suspension(*args, **kwargs)
+
+    @_records_crash
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+
+    @_records_crash
+    def dequeue_job_and_maintain_ttl(self, *args: Any, **kwargs: Any) -> Any:
+        return super().dequeue_job_and_maintain_ttl(*args, **kwargs)
+
+    @_records_crash
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        super().execute_job(job, queue)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # RQ adds 60 s; a shorter grace lets another worker notice an abandoned job sooner.
@@ -201,6 +275,7 @@ class ThugrqWorker(Worker):
             ttl=self.worker_ttl + 60,
         )
 
+    @_records_crash
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         super().heartbeat(timeout, pipeline=pipeline)
         fleet.touch(self.connection, self.name, timeout or self.worker_ttl + 60)
@@ -289,7 +364,13 @@ def run(
     log.info("targets: %s", policy.describe())
     log.info("memory: %s", f"at most {max_memory // MIB} MiB a horse" if max_memory else "unbounded")
     log.info("results: at most %s bytes each", max_result_bytes or config.max_result_bytes())
-    return worker.work(burst=burst, logging_level="INFO", with_scheduler=True)
+    worked = worker.work(burst=burst, logging_level="INFO", with_scheduler=True)
+    if worker.crash is not None:
+        raise WorkerCrashed(
+            f"worker {worker.name} stopped on an unexpected error: "
+            f"{type(worker.crash).__name__}: {worker.crash}"
+        )
+    return worked
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -394,7 +475,7 @@ def main(
             names, location=location, policy=policy, redis_url=redis_url, burst=burst, name=name,
             max_result_bytes=result_bound, max_memory=max_memory * MIB,
         )
-    except (ValueError, config.ConfigError) as error:  # InvalidInput is a ValueError
+    except (ValueError, config.ConfigError, WorkerCrashed) as error:  # InvalidInput: ValueError
         raise click.ClickException(str(error)) from error
     except ImportError as error:
         raise click.ClickException(
