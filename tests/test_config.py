@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from thugrq import config
+from thugrq.exceptions import ConfigError
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +39,7 @@ def test_flag_wins_over_the_environment(monkeypatch):
     "url", ["http://h:6379", "h:6379", "redis://h:port/0", "redis://h:6379/zero"]
 )
 def test_unusable_redis_urls_are_refused(url):
-    with pytest.raises(config.ConfigError, match="invalid Redis URL"):
+    with pytest.raises(ConfigError, match="invalid Redis URL"):
         config.check_redis_url(url)
 
 
@@ -54,5 +55,5 @@ def test_passwords_are_redacted_from_messages():
 
 
 def test_wrong_password_is_a_clear_error(redis_url):
-    with pytest.raises(config.ConfigError, match="cannot reach|refused the credentials"):
+    with pytest.raises(ConfigError, match="cannot reach|refused the credentials"):
         config.connect(redis_url.replace("redis://", "redis://nobody:wrong@"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from thugrq.countries import queue_name
-from thugrq.options import InvalidInput
+from thugrq.exceptions import InvalidInput
 
 
 @pytest.mark.parametrize(

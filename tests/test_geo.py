@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from thugrq import geo
+from thugrq.exceptions import GeoError
 
 
 def test_ipv4_host_is_located(cymru):
@@ -67,7 +68,7 @@ def test_given_public_ip_skips_the_address_step(cymru):
 
 def test_silent_dns_fails_at_the_address_step(cymru):
     cymru.mode = "silent"
-    with pytest.raises(geo.GeoError) as failure:
+    with pytest.raises(GeoError) as failure:
         geo.locate()
     assert failure.value.step == "public address"
     assert "no answer in time" in str(failure.value)
@@ -75,14 +76,14 @@ def test_silent_dns_fails_at_the_address_step(cymru):
 
 def test_unknown_address_fails_at_the_country_step_with_nxdomain(cymru):
     cymru.add("myip.opendns.com", "A", "192.0.2.10")
-    with pytest.raises(geo.GeoError, match="NXDOMAIN") as failure:
+    with pytest.raises(GeoError, match="NXDOMAIN") as failure:
         geo.locate()
     assert failure.value.step == "country"
 
 
 def test_garbage_answers_are_a_failure_not_a_crash(cymru):
     cymru.mode = "garbage"
-    with pytest.raises(geo.GeoError) as failure:
+    with pytest.raises(GeoError) as failure:
         geo.locate()
     assert failure.value.step == "public address"
 
@@ -95,7 +96,7 @@ def test_garbage_answers_are_a_failure_not_a_crash(cymru):
 def test_malformed_origin_txt_fails_at_the_country_step(cymru, txt):
     cymru.add("myip.opendns.com", "A", "192.0.2.10")
     cymru.add_txt(geo.origin_name("192.0.2.10"), txt)
-    with pytest.raises(geo.GeoError) as failure:
+    with pytest.raises(GeoError) as failure:
         geo.locate()
     assert failure.value.step == "country"
 
@@ -109,5 +110,5 @@ def test_non_address_answer_is_skipped(cymru):
 @pytest.mark.parametrize("value", ["nonsense", "127.0.0.1", "host:53"])
 def test_bad_dns_setting_is_named(monkeypatch, value):
     monkeypatch.setenv("THUGRQ_DNS", value)
-    with pytest.raises(geo.GeoError, match="THUGRQ_DNS"):
+    with pytest.raises(GeoError, match="THUGRQ_DNS"):
         geo.locate()

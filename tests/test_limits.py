@@ -9,8 +9,9 @@ import sys
 
 from tests.conftest import BIN, wait_for, with_dns
 from tests.test_reliability import horse_of, job, status
+from thugrq.defaults import MIB
 from thugrq.limits import CHUNK
-from thugrq.options import MIB, Options
+from thugrq.options import Options
 
 HUGE = 100 * MIB
 

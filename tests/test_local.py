@@ -18,7 +18,7 @@ from rq.serializers import JSONSerializer
 
 from tests.conftest import BIN, ROOT, wait_for, with_dns
 from thugrq import fleet, local
-from thugrq.config import ConfigError
+from thugrq.exceptions import ConfigError
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from thugrq.options import InvalidInput, Options, check_url
+from thugrq.exceptions import InvalidInput
+from thugrq.options import Options, check_url
 from thugrq.personalities import DEFAULT_PERSONALITY, PERSONALITIES
 
 

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from thugrq import config, results
+from thugrq import config, defaults, results
+from thugrq.exceptions import ConfigError
 
 
 def connection(source, destination, method):
@@ -83,7 +84,7 @@ def test_document_is_versioned_and_timed():
     assert "error: boom" in results.format_summary(document)
 
 
-def document_of(log, max_bytes=config.DEFAULT_MAX_RESULT_BYTES, refused=(), error=None):
+def document_of(log, max_bytes=defaults.DEFAULT_MAX_RESULT_BYTES, refused=(), error=None):
     moment = datetime(2026, 1, 1, tzinfo=timezone.utc)
     return results.build(
         url="http://a/", options={"timeout": 5}, worker={"name": "w", "country": "IT"},
@@ -121,7 +122,7 @@ def test_whole_document_is_bounded_by_shrinking_the_largest_log_parts():
         "connections": [{"source": "about:blank", "destination": "http://a/", "method": "window open"}],
     }
     document = document_of(log, error="E" * 10_000)
-    assert results.stored_size(document) <= config.DEFAULT_MAX_RESULT_BYTES
+    assert results.stored_size(document) <= defaults.DEFAULT_MAX_RESULT_BYTES
     truncated = document["truncated"]
     assert truncated["log.code"]["bytes"] > 60_000_000 and truncated["log.behavior"]["bytes"] > 0
     assert "log.connections" not in truncated
@@ -143,8 +144,8 @@ def test_at_the_smallest_bound_summary_lists_keep_their_first_entries():
         "locations": [{"url": wide, "content-type": wide, "md5": wide, "content": wide}] * 500,
         "connections": [{"source": "about:blank", "destination": "http://" + wide, "method": "window open"}],
     }
-    document = document_of(log, config.MIN_MAX_RESULT_BYTES, refused, error=wide)
-    assert results.stored_size(document) <= config.MIN_MAX_RESULT_BYTES
+    document = document_of(log, defaults.MIN_MAX_RESULT_BYTES, refused, error=wide)
+    assert results.stored_size(document) <= defaults.MIN_MAX_RESULT_BYTES
     summary = document["summary"]
     for name in ("exploits", "locations", "refused"):
         assert summary[name] and list(summary[name][0])[0] in ("url", "address")  # cut short
@@ -177,5 +178,5 @@ def test_result_bound_comes_from_the_flag_then_the_environment(monkeypatch, flag
 
 @pytest.mark.parametrize("value", ["1000", "1MiB", "-5", "²"])
 def test_result_bound_below_the_minimum_or_not_a_number_is_refused(value):
-    with pytest.raises(config.ConfigError, match="at least"):
+    with pytest.raises(ConfigError, match="at least"):
         config.max_result_bytes(value)

@@ -18,6 +18,7 @@ from pathlib import Path
 import redis
 
 from thugrq import config, local
+from thugrq.exceptions import ConfigError
 
 SERVER_VARIABLE = "THUGRQ_TEST_REDIS_SERVER"
 TO_INSTALL = (
@@ -45,7 +46,7 @@ def certificate(directory: Path) -> Path:
 def start(binary: str, directory: Path) -> tuple[subprocess.Popen, str]:
     """A private redis-server on 127.0.0.1 that speaks TLS only; the process and its rediss URL.
 
-    Raises config.ConfigError with the server's own words when it cannot serve TLS.
+    Raises ConfigError with the server's own words when it cannot serve TLS.
     """
     directory.mkdir(parents=True, exist_ok=True)
     cert = certificate(directory)
@@ -65,7 +66,7 @@ def refusal(binary: str) -> str | None:
     with tempfile.TemporaryDirectory(prefix="thugrq-tls-") as directory:
         try:
             process, _ = start(binary, Path(directory))
-        except (config.ConfigError, OSError) as error:
+        except (ConfigError, OSError) as error:
             return str(error)
         process.terminate()
         process.wait(timeout=10)

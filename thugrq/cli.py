@@ -17,9 +17,10 @@ import click
 import redis
 from rq.job import JobStatus
 
-from thugrq import config, dashboard, fleet, geo, quarantine, submit
+from thugrq import config, dashboard, defaults, fleet, geo, quarantine, submit
 from thugrq.countries import country_code
-from thugrq.options import InvalidInput, Options, describe
+from thugrq.exceptions import ConfigError, GeoError, InvalidInput, UnknownJob
+from thugrq.options import Options, describe
 from thugrq.personalities import DEFAULT_PERSONALITY, PERSONALITIES
 from thugrq.queue import ThugrqQueue
 from thugrq.results import STATUS_COMPLETED, format_summary
@@ -40,7 +41,7 @@ def _connect(ctx: click.Context) -> redis.Redis:
     _connected_to = config.redacted(config.redis_url(ctx.obj["redis_url"]))
     try:
         return config.connect(ctx.obj["redis_url"])
-    except config.ConfigError as error:
+    except ConfigError as error:
         raise Failure(str(error)) from error
 
 
@@ -145,21 +146,23 @@ def _lines(path: str) -> list[str]:
 @click.option("--all-useragents", is_flag=True, help="Every Thug personality.")
 @thug_options
 @click.option(
-    "--result-ttl", type=click.IntRange(60), default=config.RESULT_TTL, show_default=True,
+    "--result-ttl", type=click.IntRange(defaults.MIN_RESULT_TTL, defaults.MAX_RESULT_TTL),
+    default=defaults.RESULT_TTL, show_default=True,
     metavar="SECONDS", help="How long results (and failures) are kept.",
 )
 @click.option(
-    "--job-timeout", type=click.IntRange(2), metavar="SECONDS",
+    "--job-timeout", type=click.IntRange(1, defaults.MAX_JOB_TIMEOUT), metavar="SECONDS",
     help="Hard limit for a job, after which the worker kills it. "
-    f"Default: the analysis timeout + {config.JOB_TIMEOUT_MARGIN}.",
+    f"Default: the analysis timeout + {defaults.JOB_TIMEOUT_MARGIN}.",
 )
 @click.option("--at-front", is_flag=True, help="Put the jobs at the front of their queues.")
 @click.option(
-    "--retries", type=click.IntRange(0, 5), default=config.DEFAULT_RETRIES, show_default=True,
+    "--retries", type=click.IntRange(0, defaults.MAX_RETRIES), default=defaults.DEFAULT_RETRIES,
+    show_default=True,
     help="Runs again, with backoff, of a job whose worker or work horse died.",
 )
 @click.option(
-    "--dedupe", type=click.IntRange(0), default=0, metavar="SECONDS",
+    "--dedupe", type=click.IntRange(0, defaults.MAX_DEDUPE), default=0, metavar="SECONDS",
     help="Reuse the job of an identical URL x queue x options enqueued in the last SECONDS.",
 )
 @click.option("--wait", "-w", is_flag=True, help="Wait for the analyses and print their outcome.")
@@ -286,7 +289,7 @@ def _job_ids(connection: redis.Redis, job_ids: tuple[str, ...], group: str | Non
         raise click.UsageError("give job ids or --group ID (one of the two)")
     try:
         return list(job_ids) or submit.group_jobs(connection, group)
-    except submit.UnknownJob as error:
+    except UnknownJob as error:
         raise Failure(str(error)) from error
 
 
@@ -359,7 +362,7 @@ def export(ctx: click.Context, job_ids: tuple[str, ...], group: str | None, dire
     for job_id in _job_ids(connection, job_ids, group):
         try:
             current, document = submit.result(connection, job_id)
-        except submit.UnknownJob as error:
+        except UnknownJob as error:
             click.echo(f"{job_id}: {error}", err=True)
             missing += 1
             continue
@@ -401,7 +404,7 @@ def status(ctx: click.Context, job_ids: tuple[str, ...], as_json: bool) -> None:
     for job_id in job_ids:
         try:
             current = submit.state(connection, job_id)
-        except submit.UnknownJob as error:
+        except UnknownJob as error:
             click.echo(f"{job_id}: {error}", err=True)
             missing = True
             continue
@@ -428,7 +431,7 @@ def result(ctx: click.Context, job_id: str, as_json: bool) -> None:
     connection = _connect(ctx)
     try:
         current, document = submit.result(connection, job_id)
-    except submit.UnknownJob as error:
+    except UnknownJob as error:
         raise Failure(str(error)) from error
     if current.status == JobStatus.FAILED:
         raise Failure(f"job {job_id} failed: {current.reason}")
@@ -500,7 +503,7 @@ def geo_command(public_ip: str | None, as_json: bool) -> None:
     """
     try:
         location = geo.locate(public_ip)
-    except geo.GeoError as error:
+    except GeoError as error:
         raise Failure(f"cannot find this host's country: {error}") from error
     queues = [location.country, config.GENERIC_QUEUE]
     if as_json:
@@ -604,7 +607,7 @@ def dashboard_command(
                 f"rq-dashboard for thugrq at {url} on {config.redacted(redis_url)}", err=True
             ),
         )
-    except config.ConfigError as error:
+    except ConfigError as error:
         raise Failure(str(error)) from error
 
 
@@ -633,7 +636,7 @@ def up(ctx: click.Context, workers: int, dashboard_port: int | None) -> None:
 
     try:
         stack = local.up(workers, dashboard_port, redis_url=ctx.obj["redis_url"])
-    except config.ConfigError as error:
+    except ConfigError as error:
         raise Failure(str(error)) from error
     click.echo(f"redis      {config.redacted(stack.redis_url)}")
     click.echo(f"workers    {len(stack.workers)} (logs: {stack.directory}/worker-N.log)")
@@ -642,7 +645,7 @@ def up(ctx: click.Context, workers: int, dashboard_port: int | None) -> None:
 
 @cli.command()
 @click.option(
-    "--grace", type=click.FloatRange(0), default=config.STOP_GRACE, show_default=True,
+    "--grace", type=click.FloatRange(0), default=defaults.STOP_GRACE, show_default=True,
     metavar="SECONDS",
     help="How long a busy worker may take to finish its analysis before it is stopped anyway.",
 )
@@ -656,7 +659,7 @@ def down(grace: float) -> None:
 
     try:
         stopped = local.down(grace=grace)
-    except config.ConfigError as error:
+    except ConfigError as error:
         raise Failure(str(error)) from error
     click.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running", err=True)
 

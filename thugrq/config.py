@@ -1,4 +1,5 @@
-"""Settings shared by every thugrq command: where Redis is, and how long things may take."""
+"""Where things are, for every thugrq command: Redis, the dashboard, and the settings read from
+the environment. The numbers a deployment tunes live in thugrq.defaults."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import os
 from urllib.parse import urlsplit
 
 import redis
+
+from thugrq.defaults import DEFAULT_MAX_RESULT_BYTES, MIN_MAX_RESULT_BYTES
+from thugrq.exceptions import ConfigError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_URL_VARIABLES = ("THUGRQ_REDIS_URL", "REDIS_URL")
@@ -17,28 +21,8 @@ GENERIC_QUEUE = "generic"
 DEFAULT_DASHBOARD_PORT = 9181
 DASHBOARD_PORT_VARIABLE = "THUGRQ_DASHBOARD_PORT"
 
-#: Results (and failures) stay in Redis for 30 days unless the submitter says otherwise.
-RESULT_TTL = 30 * 24 * 3600
-#: Thug's own analysis timeout when the submitter gives none (seconds).
-DEFAULT_ANALYSIS_TIMEOUT = 300
-#: RQ's job timeout is the analysis timeout plus this margin: both use SIGALRM, and Thug's
-#: watchdog must fire first so a slow page ends as a `timeout` result, not a killed horse.
-JOB_TIMEOUT_MARGIN = 60
-#: How long `thugrq down` lets a busy local worker finish its analysis before stopping it.
-STOP_GRACE = 10.0
-#: How many times a job whose work horse crashed, or whose worker died, runs again.
-DEFAULT_RETRIES = 2
-#: The largest result document a worker stores, in bytes as Redis holds it (RQ keeps a result
-#: as base64 of its JSON), unless `thugrq-worker --max-result-bytes` or this variable says.
-DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
+#: Sets a worker's bound on a stored result when its flag does not.
 MAX_RESULT_BYTES_VARIABLE = "THUGRQ_MAX_RESULT_BYTES"
-#: The smallest bound a worker accepts: room for what a result always keeps whole (URL,
-#: options, error, final URL) and the beginning of each summary list, whatever the page did.
-MIN_MAX_RESULT_BYTES = 512 * 1024
-
-
-class ConfigError(Exception):
-    """A setting is unusable; the message says what to fix."""
 
 
 def redis_url(explicit: str | None = None) -> str:

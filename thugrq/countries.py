@@ -9,7 +9,7 @@ from __future__ import annotations
 import pycountry
 
 from thugrq.config import GENERIC_QUEUE
-from thugrq.options import InvalidInput
+from thugrq.exceptions import InvalidInput
 
 
 def country_code(text: str) -> str:

@@ -50,6 +50,7 @@ from werkzeug.serving import make_server
 
 from thugrq import config
 from thugrq import dashboard_guard as guard
+from thugrq.exceptions import ConfigError
 from thugrq.queue import ThugrqJob, ThugrqQueue
 
 DEFAULT_BIND = "127.0.0.1"
@@ -173,7 +174,7 @@ def build_app(
     With a username and password, every request (pages, data and static files) needs them.
     """
     if bool(username) != bool(password):
-        raise config.ConfigError("give both a username and a password, or neither")
+        raise ConfigError("give both a username and a password, or neither")
     install_adapters()
     # rq-dashboard's pages ask the app's own `static` for some files, its blueprint for others:
     # both serve rq-dashboard's static folder.
@@ -209,9 +210,9 @@ def is_loopback(host: str) -> bool:
 def check_bind(host: str, username: str | None, password: str | None) -> None:
     """Refuse (ConfigError) to serve another address than loopback without credentials."""
     if bool(username) != bool(password):
-        raise config.ConfigError("give both --username and --password, or neither")
+        raise ConfigError("give both --username and --password, or neither")
     if not username and not is_loopback(host):
-        raise config.ConfigError(
+        raise ConfigError(
             f"refusing to serve the dashboard on {host} without credentials: anyone who reaches "
             "it could read every analysis and delete jobs; give --username and --password, "
             f"or bind {DEFAULT_BIND}"
@@ -254,7 +255,7 @@ def accepted_hosts(bind: str, port: int, allowed: Iterable[str] = ()) -> frozens
     try:
         extra = {guard.host_key(entry) for entry in allowed}
     except ValueError as error:
-        raise config.ConfigError(f"--allowed-host: {error}") from error
+        raise ConfigError(f"--allowed-host: {error}") from error
     return frozenset({(name, port) for name in names} | extra)
 
 
@@ -270,7 +271,7 @@ def listen(host: str, port: int) -> socket.socket:
         info = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
         listener = socket.socket(info[0], socket.SOCK_STREAM)
     except (OSError, UnicodeError) as error:
-        raise config.ConfigError(f"cannot listen on {host} port {port}: {error}") from error
+        raise ConfigError(f"cannot listen on {host} port {port}: {error}") from error
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(info[4])
@@ -278,7 +279,7 @@ def listen(host: str, port: int) -> socket.socket:
     except OSError as error:
         listener.close()
         reason = "the port is in use" if error.errno == errno.EADDRINUSE else error.strerror
-        raise config.ConfigError(f"cannot listen on {host} port {port}: {reason}") from error
+        raise ConfigError(f"cannot listen on {host} port {port}: {reason}") from error
     return listener
 
 

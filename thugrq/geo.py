@@ -22,18 +22,11 @@ import dns.rdatatype
 import dns.resolver
 
 from thugrq.countries import country_code
+from thugrq.exceptions import GeoError
 
 DNS_VARIABLE = "THUGRQ_DNS"
 DNS_TIMEOUT_VARIABLE = "THUGRQ_DNS_TIMEOUT"
 DEFAULT_TIMEOUT = 2.0
-
-
-class GeoError(Exception):
-    """A step of the lookup failed; `step` says which, the message says why."""
-
-    def __init__(self, step: str, message: str) -> None:
-        super().__init__(f"{step}: {message}")
-        self.step = step
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,14 @@ from collections.abc import Callable
 
 from rq.job import JobStatus
 
-#: Largest job data (decompressed JSON) a worker reads: a URL and options are far smaller.
-MAX_DATA = 64 * 1024
-MAX_TEXT = 16 * 1024
-MAX_RETRIES = 5
+from thugrq.defaults import (
+    MAX_JOB_DATA,
+    MAX_JOB_TEXT,
+    MAX_JOB_TIMEOUT,
+    MAX_RESULT_TTL,
+    MAX_RETRIES,
+    MIN_RESULT_TTL,
+)
 
 DATE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z?$")
 NAME = re.compile(rb"^[A-Za-z0-9_.:@-]{1,200}$")
@@ -43,7 +47,7 @@ def _text(value: bytes) -> bool:
         value.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    return len(value) <= MAX_TEXT
+    return len(value) <= MAX_JOB_TEXT
 
 
 def _intervals(value: bytes) -> bool:
@@ -60,15 +64,15 @@ def _intervals(value: bytes) -> bool:
 
 def _json_object(value: bytes) -> bool:
     try:
-        return len(value) <= MAX_DATA and isinstance(json.loads(value), dict)
+        return len(value) <= MAX_JOB_DATA and isinstance(json.loads(value), dict)
     except ValueError:
         return False
 
 
 def _inflate(data: bytes) -> bytes | None:
-    """`data` decompressed, or None when it would exceed MAX_DATA; zlib.error if not zlib."""
+    """`data` decompressed, or None when it would exceed MAX_JOB_DATA; zlib.error if not zlib."""
     inflater = zlib.decompressobj()
-    text = inflater.decompress(data, MAX_DATA)
+    text = inflater.decompress(data, MAX_JOB_DATA)
     return None if inflater.unconsumed_tail else text
 
 
@@ -101,10 +105,10 @@ FIELDS: dict[bytes, Callable[[bytes], bool]] = {
     b"ended_at": _matches(DATE),
     b"last_heartbeat": _matches(DATE),
     # A job may not run forever, nor make its outcome vanish (a TTL of 0 deletes it at once).
-    b"timeout": _integer(1, 10**7),
-    b"result_ttl": _integer(60, 10**8),
-    b"failure_ttl": _integer(60, 10**8),
-    b"ttl": _integer(60, 10**8),
+    b"timeout": _integer(1, MAX_JOB_TIMEOUT),
+    b"result_ttl": _integer(MIN_RESULT_TTL, MAX_RESULT_TTL),
+    b"failure_ttl": _integer(MIN_RESULT_TTL, MAX_RESULT_TTL),
+    b"ttl": _integer(MIN_RESULT_TTL, MAX_RESULT_TTL),
     b"retries_left": _integer(0, MAX_RETRIES),
     b"number_of_retries": _integer(0, 10**6),
     b"retry_intervals": _intervals,
@@ -179,9 +183,9 @@ def data_refusal(data: bytes | None) -> str | None:
     try:
         text = _inflate(data)
     except zlib.error:
-        text = data if len(data) <= MAX_DATA else None
+        text = data if len(data) <= MAX_JOB_DATA else None
     if text is None:
-        return f"job data is larger than {MAX_DATA} bytes"
+        return f"job data is larger than {MAX_JOB_DATA} bytes"
     try:
         call = json.loads(text)
     except ValueError:

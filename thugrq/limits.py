@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 import requests
 
 from thugrq import results
-from thugrq.options import MIB
+from thugrq.defaults import MIB
 
 #: Bytes read from a response body at a time.
 CHUNK = 64 * 1024

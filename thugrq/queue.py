@@ -18,14 +18,11 @@ from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from thugrq import config, jobhash, jobs, quarantine
+from thugrq import config, defaults, jobhash, jobs, quarantine
+from thugrq.exceptions import RefusedJob
 
 #: Where the reason goes when a job hash cannot be read at all.
 REFUSAL_FIELD = "thugrq_refusal"
-
-
-class RefusedJob(Exception):
-    """A job that a thugrq worker will not run."""
 
 
 class ThugrqJob(Job):
@@ -149,10 +146,10 @@ def refuse_unreadable(queue: Queue, job_id: str, reason: str) -> None:
     if not quarantine.readable(queue.connection, queue.key, job_id):
         return
     key = ThugrqJob.key_for(job_id)
-    expires = time.time() + config.RESULT_TTL
+    expires = time.time() + defaults.RESULT_TTL
     pipeline = queue.connection.pipeline()
     pipeline.hset(key, mapping={"status": "failed", REFUSAL_FIELD: reason})
-    pipeline.expire(key, config.RESULT_TTL)
+    pipeline.expire(key, defaults.RESULT_TTL)
     pipeline.zadd(queue.failed_job_registry.key, {job_id: expires})
     pipeline.lrem(queue.intermediate_queue_key, 0, job_id)
     pipeline.execute()

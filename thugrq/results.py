@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from thugrq.config import DEFAULT_MAX_RESULT_BYTES
+from thugrq.defaults import DEFAULT_MAX_RESULT_BYTES
 
 SCHEMA = "thugrq.result/1"
 
@@ -260,7 +260,7 @@ def bound(
     Thug's log shrinks first, then the summary's lists, each down to its first SUMMARY_FLOOR
     bytes; every part shrunk keeps its beginning, and what it lost is added to `truncated`
     (`bytes`: of JSON). The rest (status, URL, error, worker, the final URL, counts) is kept
-    whole: config.MIN_MAX_RESULT_BYTES leaves room for it.
+    whole: defaults.MIN_MAX_RESULT_BYTES leaves room for it.
     """
     budget = max_bytes // 4 * 3 - TRUNCATED_ROOM  # JSON bytes whose base64 fits max_bytes
     over = _size(document) - budget

@@ -20,31 +20,26 @@ import redis
 from rq.exceptions import NoSuchJobError
 from rq.group import Group
 from rq.job import JobStatus
-from rq.job import Retry
 from rq.serializers import JSONSerializer
 from rq.utils import now
 
-from thugrq import config
+from thugrq import config, defaults
 from thugrq.compare import Analysis, Difference, compare
 from thugrq.results import STATUS_COMPLETED
 from thugrq import jobs as jobs_module
 from thugrq.countries import country_code, queue_name
-from thugrq.options import InvalidInput, Options, check_url
+from thugrq.exceptions import InvalidInput, UnknownJob
+from thugrq.jobspec import JobSpec, check_size
+from thugrq.options import Options, check_url
 from thugrq.queue import ThugrqJob, ThugrqQueue, exception_line, unreadable_reason
 
 DEDUPE_PREFIX = "thugrq:dedupe:"
 #: Most job ids pushed onto a queue by one command.
 PUSH_CHUNK = 10_000
-#: Backoff (seconds) before each retry of a job whose work horse crashed or whose worker died.
-RETRY_INTERVALS = [5, 15]
 
 FINAL_STATES = frozenset(
     {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 )
-
-
-class UnknownJob(LookupError):
-    """No such job in Redis (never enqueued, or expired)."""
 
 
 @dataclass(frozen=True)
@@ -133,17 +128,18 @@ def enqueue(
     options: Options | None = None,
     useragents: Sequence[str] | None = None,
     *,
-    result_ttl: int = config.RESULT_TTL,
+    result_ttl: int = defaults.RESULT_TTL,
     job_timeout: int | None = None,
     at_front: bool = False,
     dedupe: int = 0,
-    retries: int = config.DEFAULT_RETRIES,
+    retries: int = defaults.DEFAULT_RETRIES,
     on_progress: Callable[[int], None] | None = None,
 ) -> Submission:
     """Enqueue one analysis per URL x queue x personality, as one group.
 
-    All input is validated first (InvalidInput); then every new job, the group and the dedupe
-    marks go to Redis in one MULTI/EXEC pipeline, so the batch lands whole or not at all.
+    All input is validated first, against the bounds a worker enforces too (InvalidInput);
+    then every new job, the group and the dedupe marks go to Redis in one MULTI/EXEC pipeline,
+    so the batch lands whole or not at all.
     With `dedupe` seconds, an identical analysis enqueued within that window is reused.
     A job whose work horse crashes, or whose worker dies, runs again up to `retries` times
     (failures that would recur, such as refused jobs, are never retried).
@@ -151,12 +147,7 @@ def enqueue(
     base = options or Options()
     checked_urls, queue_names = validate(urls, queues)
     variants = [dataclasses.replace(base, useragent=ua) for ua in dict.fromkeys(useragents or [base.useragent])]
-    timeout = job_timeout or base.timeout + config.JOB_TIMEOUT_MARGIN
-    if timeout <= base.timeout:
-        raise InvalidInput(
-            f"invalid job timeout {timeout}: it must be longer than the analysis timeout "
-            f"({base.timeout} s), or Thug could not report a timeout"
-        )
+    spec = JobSpec(base.timeout, result_ttl, job_timeout, at_front, dedupe, retries)
     group = Group(connection, name=uuid.uuid4().hex)
     wanted = [(url, queue, opts) for queue in queue_names for opts in variants for url in checked_urls]
     existing: dict[int, str] = {}
@@ -178,10 +169,7 @@ def enqueue(
                 ThugrqQueue(queue, connection=connection),
                 [wanted[i][0] for i in indexes],
                 opts,
-                timeout=timeout,
-                result_ttl=result_ttl,
-                at_front=at_front,
-                retry=Retry(max=retries, interval=RETRY_INTERVALS) if retries else None,
+                spec,
                 group_id=group.name,
             )
             created.update(zip(indexes, job_ids))
@@ -209,11 +197,8 @@ def _add_jobs(
     queue: ThugrqQueue,
     urls: list[str],
     options: Options,
+    spec: JobSpec,
     *,
-    timeout: int,
-    result_ttl: int,
-    at_front: bool,
-    retry: Retry | None,
     group_id: str,
 ) -> list[str]:
     """Put one analysis job per URL on `queue`, in `pipeline`; their ids, in order.
@@ -224,19 +209,21 @@ def _add_jobs(
     """
     arguments = options.to_dict()
     enqueued_at = now()
+    retry = spec.retry
     ids = []
     for url in urls:
         job = queue.create_job(
             jobs_module.ANALYZE,
             args=(url, arguments),
-            timeout=timeout,
-            result_ttl=result_ttl,
-            failure_ttl=result_ttl,
+            timeout=spec.timeout,
+            result_ttl=spec.result_ttl,
+            failure_ttl=spec.result_ttl,
             description=f"thug {url} as {options.useragent} from {queue.name}",
             retry=retry,
             group_id=group_id,
             status=JobStatus.QUEUED,
         )
+        check_size(job, url)
         job.enqueued_at = enqueued_at
         # RQ writes unset fields as empty strings and reads a missing field the same way.
         pipeline.hset(job.key, mapping={k: v for k, v in job.to_dict().items() if v != ""})
@@ -244,7 +231,7 @@ def _add_jobs(
     pipeline.sadd(queue.redis_queues_keys, queue.key)
     for first in range(0, len(ids), PUSH_CHUNK):
         chunk = ids[first : first + PUSH_CHUNK]
-        if at_front:  # LPUSH puts its last argument first: reverse to keep the batch's order
+        if spec.at_front:  # LPUSH puts its last argument first: reverse to keep the batch's order
             pipeline.lpush(queue.key, *reversed(chunk))
         else:
             pipeline.rpush(queue.key, *chunk)

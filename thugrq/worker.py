@@ -30,45 +30,33 @@ from rq.utils import now
 
 from thugrq import config, fleet, geo, jobs, quarantine
 from thugrq.countries import country_code, queue_name
+from thugrq.defaults import (
+    DEFAULT_MAX_MEMORY,
+    DEFAULT_MAX_RESULT_BYTES,
+    HEARTBEAT_GRACE,
+    JOB_MONITORING_INTERVAL,
+    MAINTENANCE_INTERVAL,
+    MAX_CONNECTION_WAIT,
+    MAX_RETRIES,
+    MIB,
+    MIN_MAX_RESULT_BYTES,
+    WORKER_TTL,
+)
+from thugrq.exceptions import ConfigError, GeoError, InvalidInput, RefusedJob
 from thugrq.limits import MEMORY_REASON, MemoryBound
-from thugrq.options import MIB, InvalidInput
 from thugrq.queue import ThugrqJob, ThugrqQueue, exception_line
 from thugrq.targets import ALLOW_VARIABLE, Policy
 
 log = logging.getLogger("thugrq.worker")
 
-
-# RQ's intervals, tuned so that a job whose worker host died runs again within a minute
-# (RQ's defaults take 10 to 14 minutes). The timeline of such a job: its heartbeat expires at
-# most JOB_MONITORING_INTERVAL + HEARTBEAT_GRACE s after the death (15 s); an idle worker
-# wakes from its blocking dequeue every WORKER_TTL - 15 s (15 s) and cleans the registries
-# when MAINTENANCE_INTERVAL s (10 s) have passed, which puts the abandoned job back through
-# RQ's retry (first backoff: submit.RETRY_INTERVALS[0] s). Worst case about 50 s.
-
-#: Seconds between the worker's checks on a running horse; each renews the job's heartbeat.
-JOB_MONITORING_INTERVAL = 5
-#: A running job whose heartbeat is older than this many seconds past the interval is abandoned.
-HEARTBEAT_GRACE = 10
-#: The worker's own TTL in Redis; its blocking dequeue waits WORKER_TTL - 15 s at most.
-WORKER_TTL = 30
-#: How often (seconds) a worker cleans the registries, re-queueing abandoned jobs.
-MAINTENANCE_INTERVAL = 10
-#: Longest wait between reconnection attempts while Redis is away (RQ: 60).
-MAX_CONNECTION_WAIT = 5
-#: A submitter cannot ask for more crash retries than this.
-MAX_RETRIES = 5
-
 #: Failures that will happen again on every run: never retried.
 DETERMINISTIC_FAILURES = (
-    f"{ThugrqJob.__module__}.RefusedJob",
+    f"{RefusedJob.__module__}.RefusedJob",
     f"{InvalidInput.__module__}.InvalidInput",
 )
 PR_SET_PDEATHSIG = 1
 #: Where a job keeps the cause of its last failure (the last line of its traceback).
 LAST_FAILURE = "thugrq_last_failure"
-#: Default address-space limit of a horse, MiB: a horse starts at about 0.9 GiB (V8 reserves
-#: much of it) and a plain analysis peaks near 1.2 GiB.
-DEFAULT_MAX_MEMORY = 2048
 
 
 class WorkerCrashed(Exception):
@@ -309,7 +297,7 @@ def find_location(
         return {"country": country_code(country), "asn": None, "as_name": None}
     try:
         location = geo.locate(public_ip)
-    except geo.GeoError as error:
+    except GeoError as error:
         if require_country:
             raise click.ClickException(f"cannot find this host's country: {error}") from error
         log.warning(
@@ -415,8 +403,8 @@ def run(
     metavar="BYTES",
     help="Store no result document larger than this, as Redis holds it; a page that produces "
     "more gets its log, then its summary's lists, cut, and `truncated` in the result says what "
-    f"(default: ${config.MAX_RESULT_BYTES_VARIABLE}, else {config.DEFAULT_MAX_RESULT_BYTES}; "
-    f"at least {config.MIN_MAX_RESULT_BYTES}).",
+    f"(default: ${config.MAX_RESULT_BYTES_VARIABLE}, else {DEFAULT_MAX_RESULT_BYTES}; "
+    f"at least {MIN_MAX_RESULT_BYTES}).",
 )
 @click.option(
     "--max-memory",
@@ -475,7 +463,7 @@ def main(
             names, location=location, policy=policy, redis_url=redis_url, burst=burst, name=name,
             max_result_bytes=result_bound, max_memory=max_memory * MIB,
         )
-    except (ValueError, config.ConfigError, WorkerCrashed) as error:  # InvalidInput: ValueError
+    except (ValueError, ConfigError, WorkerCrashed) as error:  # InvalidInput: ValueError
         raise click.ClickException(str(error)) from error
     except ImportError as error:
         raise click.ClickException(
