@@ -1,9 +1,10 @@
 """The bare limit: Thug imported once, then one forked analysis per URL, with no queue.
 
 bench/run.py starts this as a process of its own and writes URLs to its stdin, one a line. For
-each, it forks a child that runs `thugrq.jobs.analyze` (the very function a thugrq work horse
-runs) and sends the result document back over a pipe as JSON: the least any design must do to
-get a result out of a forked analysis. It answers on stdout with one JSON line:
+each, it forks a child that runs `thugrq.analysis.analyze` (the very function a thugrq work
+horse runs, here with the environment's context) and sends the result document back over a
+pipe as JSON: the least any design must do to get a result out of a forked analysis. It
+answers on stdout with one JSON line:
 
 - `seconds`: from the fork to the result document parsed in this process (what the thugrq
   figure is compared with: there, from the enqueue to the result read back from Redis);
@@ -27,17 +28,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from thugrq import jobs  # noqa: E402
+from thugrq import analysis  # noqa: E402
+from thugrq.context import AnalysisContext  # noqa: E402
 from thugrq.options import Options  # noqa: E402
 
 
-def analyse_in_child(url: str, options: dict, result_fd: int) -> None:
+def analyse_in_child(url: str, options: dict, context: AnalysisContext, result_fd: int) -> None:
     """The forked child: analyse, send the result document, exit. Never returns."""
     code = 1
     try:
         os.dup2(2, 1)  # Thug may print; stdout is the parent's answer channel
         try:
-            document = jobs.analyze(url, options)
+            document = analysis.analyze(url, options, context=context)
         except BaseException as error:  # noqa: BLE001 - report anything
             document = {"status": "crashed", "error": f"{type(error).__name__}: {error}"}
         payload = json.dumps(document).encode()
@@ -51,11 +53,9 @@ def analyse_in_child(url: str, options: dict, result_fd: int) -> None:
 
 
 def main() -> None:
-    jobs.load_thug()  # once, as a thugrq worker does before its first horse
-    # analyze() asks RQ for the current job (None here); a thugrq worker has RQ loaded before
-    # it forks, so load it here too rather than charge its import to every bare analysis.
-    import rq.job  # noqa: F401
+    analysis.load_thug()  # once, as a thugrq worker does before its first horse
     options = Options().to_dict()
+    context = AnalysisContext()
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         url = line.strip()
@@ -66,7 +66,7 @@ def main() -> None:
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            analyse_in_child(url, options, write_fd)
+            analyse_in_child(url, options, context, write_fd)
         os.close(write_fd)
         with os.fdopen(read_fd, "rb") as channel:
             payload = channel.read()

@@ -280,7 +280,7 @@ class Stack:
             THUGRQ_DNS=f"127.0.0.1:{closed_loopback_port()}",
             THUGRQ_DNS_TIMEOUT="0.2",
             # The test site is on loopback, which workers refuse unless allowed; allow loopback
-            # and nothing else (read by the workers and by jobs.analyze in the bare runner).
+            # and nothing else (read by the workers and by the bare runner's context).
             THUGRQ_ALLOW_PRIVATE_TARGETS="127.0.0.0/8",
             NO_PROXY="*",
             no_proxy="*",

@@ -41,7 +41,7 @@ from rq.serializers import JSONSerializer  # noqa: E402
 import thugrq  # noqa: E402
 from harness import BIN, Disturbance, PeakSampler, Stack, horses, machine  # noqa: E402
 from pages import PAGES, problem  # noqa: E402
-from thugrq import config, defaults, jobs, results, submit  # noqa: E402
+from thugrq import analysis, config, defaults, results, submit  # noqa: E402
 from thugrq.options import Options  # noqa: E402
 from thugrq.queue import ThugrqJob, ThugrqQueue  # noqa: E402
 
@@ -286,7 +286,7 @@ def enqueue(
         # What a script on plain RQ does: one Queue.enqueue per URL, same job as thugrq's.
         for url in urls:
             queue.enqueue(
-                jobs.ANALYZE,
+                analysis.ANALYZE,
                 args=(url, as_dict),
                 job_timeout=timeout,
                 result_ttl=defaults.RESULT_TTL,

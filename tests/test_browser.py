@@ -107,7 +107,7 @@ def test_workers_page_lists_a_busy_worker_with_its_queues(page, busy_worker, das
     expect(row).to_have_count(1)
     cells = row.locator("td")
     expect(cells.nth(0)).to_have_text(busy_worker.name)
-    expect(cells.nth(1)).to_contain_text("thugrq.jobs.analyze(")
+    expect(cells.nth(1)).to_contain_text("thugrq.analysis.analyze(")
     expect(cells.nth(1).locator("a")).to_have_attribute(
         "href", f"/0/view/job/{busy_worker.job_id}"
     )

@@ -46,7 +46,7 @@ def test_workers_json_shows_a_busy_worker_with_its_queues_and_job(dashboard, bus
     assert worker["state"] == "busy"
     assert worker["current_job"]["job_id"] == busy_worker.job_id
     assert worker["current_job"]["description"].startswith("thug http://127.0.0.1:")
-    assert "thugrq.jobs.analyze(" in worker["current_job"]["call_string"]
+    assert "thugrq.analysis.analyze(" in worker["current_job"]["call_string"]
 
 
 def test_workers_page_answers_200_while_a_worker_is_busy(dashboard, busy_worker):

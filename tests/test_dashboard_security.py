@@ -40,7 +40,7 @@ def client(app):
 def add_job(connection: redis.Redis) -> Job:
     """A saved thugrq-like JSON job on `generic` (nothing runs it: no worker in these tests)."""
     job = Job.create(
-        "thugrq.jobs.analyze", connection=connection, serializer=JSONSerializer,
+        "thugrq.analysis.analyze", connection=connection, serializer=JSONSerializer,
         origin="generic", description="thug http://a.test/",
     )
     job.save()

@@ -22,7 +22,8 @@ MARKER_PREFIX = f"thugrq-fuzz-{uuid.uuid4().hex[:8]}"
 functions = st.sampled_from(
     [
         "os.system", "builtins.eval", "builtins.exec", "subprocess.call", "shutil.rmtree",
-        "thugrq.jobs.analyze", "thugrq.jobs.load_thug", "thugrq.worker.main", "", "eval",
+        "thugrq.analysis.analyze", "thugrq.jobs.analyze", "thugrq.analysis.load_thug",
+        "thugrq.jobs.load_thug", "thugrq.worker.main", "", "eval",
         "os.path.join", "__import__", "rq.job.Job.fetch", "a" * 5000,
     ]
 )

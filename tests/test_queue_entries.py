@@ -93,7 +93,7 @@ def test_unreadable_entries_in_lists_and_registries_do_not_stop_cleaning(
 @pytest.mark.parametrize(
     "data, reason",
     [
-        (zlib.compress(pickle.dumps(("thugrq.jobs.analyze", None, ["http://x.test/", {}], {}))), "not JSON"),
+        (zlib.compress(pickle.dumps(("thugrq.analysis.analyze", None, ["http://x.test/", {}], {}))), "not JSON"),
         (b"plain text", "not JSON"),
         (zlib.compress(b'{"a": 1}'), "not a job call"),
         (None, "job has no data"),

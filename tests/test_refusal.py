@@ -1,12 +1,14 @@
-"""A worker runs thugrq.jobs.analyze and nothing else, whatever was pushed into Redis."""
+"""A worker runs thugrq.analysis.analyze and nothing else, whatever was pushed into Redis."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from rq import Callback, Queue
 from rq.serializers import JSONSerializer
 
-from thugrq import jobs
+from thugrq import analysis
 
 
 @pytest.fixture
@@ -31,8 +33,19 @@ def test_foreign_function_ends_failed_as_refused_without_side_effect(
     burst_worker()
     status = thugrq("status", job.id)
     assert "failed" in status.stdout
-    assert f"job function '{func}' is not {jobs.ANALYZE}" in status.stdout
+    assert f"job function '{func}' is not {analysis.ANALYZE}" in status.stdout
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("func", [analysis.ANALYZE, "thugrq.jobs.analyze"])
+def test_analysis_runs_under_its_name_and_its_former_one(raw_queue, burst_worker, thugrq, site, func):
+    # Jobs queued before thugrq.jobs was renamed thugrq.analysis name the function so.
+    job = raw_queue.enqueue(func, site.url("/chain/final"), {})
+    burst_worker()
+    shown = thugrq("result", job.id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["status"] == "completed"
+    assert "/chain/final" in site.requests
 
 
 def test_worker_goes_on_to_the_next_job_after_a_refusal(raw_queue, burst_worker, thugrq, site):
@@ -48,7 +61,7 @@ def test_job_with_a_callback_is_refused_and_the_callback_never_runs(
 ):
     marker = tmp_path / "callback-ran"
     job = raw_queue.enqueue(
-        jobs.ANALYZE, site.url("/chain/final"), {},
+        analysis.ANALYZE, site.url("/chain/final"), {},
         on_failure=Callback("os.system"), on_success=Callback("os.system"),
     )
     burst_worker()
@@ -71,7 +84,7 @@ def test_job_with_a_callback_is_refused_and_the_callback_never_runs(
 def test_malformed_analysis_arguments_are_refused_by_the_worker(
     raw_queue, burst_worker, thugrq, args, kwargs, message
 ):
-    job = raw_queue.enqueue(jobs.ANALYZE, *args, **kwargs)
+    job = raw_queue.enqueue(analysis.ANALYZE, *args, **kwargs)
     burst_worker()
     status = thugrq("status", job.id)
     assert "failed" in status.stdout

@@ -186,7 +186,7 @@ def test_sandbox_refuses_and_records_writes_outside_its_root(tmp_path):
 
 def test_webhooks_are_refused_and_never_sent(connection, burst_worker, thugrq, own_site):
     job = Queue("generic", connection=connection, serializer=JSONSerializer).enqueue(
-        "thugrq.jobs.analyze", own_site.url("/activex"), {},
+        "thugrq.analysis.analyze", own_site.url("/activex"), {},
         webhooks=[Webhook(own_site.url("/hook"), "failed"), Webhook(own_site.url("/hook"), "finished")],
     )
     burst_worker("--queue", "generic")
@@ -197,9 +197,9 @@ def test_webhooks_are_refused_and_never_sent(connection, burst_worker, thugrq, o
 
 def test_dependencies_are_refused(connection, burst_worker, thugrq, site):
     queue = Queue("generic", connection=connection, serializer=JSONSerializer)
-    first = queue.enqueue("thugrq.jobs.analyze", site.url("/chain/final"), {})
+    first = queue.enqueue("thugrq.analysis.analyze", site.url("/chain/final"), {})
     burst_worker("--queue", "generic")
-    second = queue.enqueue("thugrq.jobs.analyze", site.url("/activex"), {}, depends_on=first)
+    second = queue.enqueue("thugrq.analysis.analyze", site.url("/activex"), {}, depends_on=first)
     burst_worker("--queue", "generic")
     status = json.loads(thugrq("status", second.id, "--json").stdout)
     assert status["status"] == "failed" and "dependencies" in status["reason"]
@@ -207,7 +207,7 @@ def test_dependencies_are_refused(connection, burst_worker, thugrq, site):
 
 def test_oversized_job_data_is_refused(connection, burst_worker, thugrq, site):
     job = Queue("generic", connection=connection, serializer=JSONSerializer).enqueue(
-        "thugrq.jobs.analyze", site.url("/activex"), {"padding": "x" * 200_000}
+        "thugrq.analysis.analyze", site.url("/activex"), {"padding": "x" * 200_000}
     )
     burst_worker("--queue", "generic")
     status = json.loads(thugrq("status", job.id, "--json").stdout)

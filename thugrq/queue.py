@@ -7,6 +7,7 @@ anything is imported. RQ by default would import and call any dotted name, even 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,8 @@ from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from thugrq import config, defaults, jobhash, jobs, quarantine
+from thugrq import analysis, config, defaults, jobhash, quarantine
+from thugrq.context import AnalysisContext
 from thugrq.exceptions import RefusedJob
 
 #: Where the reason goes when a job hash cannot be read at all.
@@ -26,17 +28,19 @@ REFUSAL_FIELD = "thugrq_refusal"
 
 
 class ThugrqJob(Job):
-    """An RQ job that resolves to `thugrq.jobs.analyze` or refuses to run."""
+    """An RQ job that resolves to `thugrq.analysis.analyze` or refuses to run."""
 
     #: Why the hash this job was read from is refused (see thugrq.jobhash), if it is.
     _hash_refusal: str | None = None
+    #: The context the worker running this job gives its analysis (None: the environment's).
+    context: AnalysisContext | None = None
 
     @property
     def func(self):  # type: ignore[override]
         refusal = self.refusal()
         if refusal:
             raise RefusedJob(refusal)
-        return jobs.analyze
+        return functools.partial(analysis.analyze, context=self.context)
 
     def restore(self, raw_data: dict) -> Any:
         clean, self._hash_refusal = jobhash.sanitize(raw_data)
@@ -52,8 +56,8 @@ class ThugrqJob(Job):
             name, instance, args, kwargs = self.func_name, self.instance, self.args, self.kwargs
         except Exception as error:  # noqa: BLE001 - unreadable data is a refusal, not a crash
             return f"refused: job data cannot be read ({type(error).__name__})"
-        if name != jobs.ANALYZE:
-            return f"refused: job function {str(name)[:200]!r} is not {jobs.ANALYZE}"
+        if name not in analysis.JOB_FUNCTIONS:
+            return f"refused: job function {str(name)[:200]!r} is not {analysis.ANALYZE}"
         if instance is not None:
             return "refused: job names an instance"
         callbacks = (

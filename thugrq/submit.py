@@ -26,7 +26,7 @@ from rq.utils import now
 from thugrq import config, defaults
 from thugrq.compare import Analysis, Difference, compare
 from thugrq.results import STATUS_COMPLETED
-from thugrq import jobs as jobs_module
+from thugrq.analysis import ANALYZE
 from thugrq.countries import country_code, queue_name
 from thugrq.exceptions import InvalidInput, UnknownJob
 from thugrq.jobspec import JobSpec, check_size
@@ -213,7 +213,7 @@ def _add_jobs(
     ids = []
     for url in urls:
         job = queue.create_job(
-            jobs_module.ANALYZE,
+            ANALYZE,
             args=(url, arguments),
             timeout=spec.timeout,
             result_ttl=spec.result_ttl,

@@ -1,4 +1,4 @@
-"""The thugrq worker: an RQ forking worker that runs `thugrq.jobs.analyze` and nothing else.
+"""The thugrq worker: an RQ forking worker that runs `thugrq.analysis.analyze` and nothing else.
 
 The refusal of any other job lives in `thugrq.queue.ThugrqJob`; this module adds the worker
 class, which imports Thug once before forking, and the `thugrq-worker` launcher.
@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
 from typing import Any
 
@@ -28,7 +29,8 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.utils import now
 
-from thugrq import config, fleet, geo, jobs, quarantine
+from thugrq import analysis, config, fleet, geo, quarantine
+from thugrq.context import AnalysisContext, Identity
 from thugrq.countries import country_code, queue_name
 from thugrq.defaults import (
     DEFAULT_MAX_MEMORY,
@@ -100,7 +102,8 @@ class ThugrqWorker(Worker):
     Beyond RQ it keeps its fleet record alive, ties each horse's and its scheduler's life to its
     own, retries only
     crashes, re-queues the job it drops on a cold shutdown, and records the result of an
-    analysis stuck in JavaScript (see thugrq.deadline).
+    analysis stuck in JavaScript (see thugrq.deadline). Each analysis gets the worker's
+    `context` (thugrq.context); a worker built without one gives the environment's.
     """
 
     queue_class = ThugrqQueue
@@ -114,7 +117,12 @@ class ThugrqWorker(Worker):
     crash: Exception | None = None
 
     def __init__(
-        self, queues: list[str], *args: Any, location: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        queues: list[str],
+        *args: Any,
+        location: dict[str, Any] | None = None,
+        context: AnalysisContext | None = None,
+        **kwargs: Any,
     ) -> None:
         # RQ passes these as None when it rebuilds workers (Worker.all): None is not a choice.
         for name, value in (
@@ -127,6 +135,7 @@ class ThugrqWorker(Worker):
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
         super().__init__(queues, *args, **kwargs)
         self.location = location or {}
+        self.context = context
 
     @property
     def scheduler(self) -> RQScheduler | None:
@@ -201,7 +210,9 @@ class ThugrqWorker(Worker):
             self._finalize_success(job, queue, execution, document)
             os._exit(0)
 
-        jobs.on_overrun = overrun  # this process is the horse: the hook dies with it
+        context = self.context or AnalysisContext(identity=Identity(name=self.name))
+        assert isinstance(job, ThugrqJob)
+        job.context = replace(context, on_overrun=overrun)  # this process is the horse
         return super().perform_job(job, queue, execution)
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
@@ -255,7 +266,7 @@ class ThugrqWorker(Worker):
                 country=self.location.get("country"),
                 asn=self.location.get("asn"),
                 as_name=self.location.get("as_name"),
-                thug=jobs.thug_versions()["version"],
+                thug=analysis.thug_versions()["version"],
                 queues=self.queue_names(),
                 started=fleet.now(),
                 last_seen=fleet.now(),
@@ -322,23 +333,23 @@ def run(
     *,
     location: dict[str, Any],
     policy: Policy,
+    max_result_bytes: int,
     redis_url: str | None = None,
     burst: bool = False,
     name: str | None = None,
-    max_result_bytes: int | None = None,
     max_memory: int | None = None,
 ) -> bool:
     """Serve `queues` in order of priority; returns whether any job was processed."""
     connection = config.connect(redis_url)
-    versions = jobs.thug_versions()  # imports Thug here, once, before any horse is forked
-    jobs.worker_identity.update(country=location.get("country"), asn=location.get("asn"))
-    jobs.target_policy = policy
-    jobs.max_result_bytes = max_result_bytes
+    versions = analysis.thug_versions()  # imports Thug here, once, before any horse is forked
+    name = name or default_name(location.get("country"))
+    context = AnalysisContext(
+        identity=Identity(name, location.get("country"), location.get("asn")),
+        policy=policy,
+        max_result_bytes=max_result_bytes,
+    )
     worker = ThugrqWorker(
-        queues,
-        connection=connection,
-        name=name or default_name(location.get("country")),
-        location=location,
+        queues, connection=connection, name=name, location=location, context=context
     )
     worker.memory = MemoryBound(max_memory) if max_memory else None
     log.info(
@@ -351,7 +362,7 @@ def run(
     )
     log.info("targets: %s", policy.describe())
     log.info("memory: %s", f"at most {max_memory // MIB} MiB a horse" if max_memory else "unbounded")
-    log.info("results: at most %s bytes each", max_result_bytes or config.max_result_bytes())
+    log.info("results: at most %s bytes each", max_result_bytes)
     worked = worker.work(burst=burst, logging_level="INFO", with_scheduler=True)
     if worker.crash is not None:
         raise WorkerCrashed(
@@ -441,7 +452,7 @@ def main(
     country's queue first, then `generic`.
 
     Each job runs in a fresh forked process; Thug is imported once, before the first job.
-    Only `thugrq.jobs.analyze` jobs are run: anything else ends failed as refused.
+    Only `thugrq.analysis.analyze` jobs are run: anything else ends failed as refused.
     """
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))

@@ -3,6 +3,15 @@
 It runs in the work horse that RQ forks for each job. Thug is imported by the worker before its
 first job (`load_thug`), so each horse inherits it ready; everything Thug sets up per analysis
 lives and dies with the horse.
+
+What the analysis takes from the worker (who runs it, the targets it may reach, the bound on its
+result, how to record an overrun) is an explicit argument, `context` (thugrq.context), never
+module state: the job stays `analyze(url, options)` in Redis, and the worker binds its context
+when the job resolves its function (thugrq.queue.ThugrqJob.func, set in the horse by
+thugrq.worker.ThugrqWorker.perform_job). A parameter rather than a ContextVar or a module
+global: what an analysis depends on shows in its signature, nothing is set at a distance, and a
+test's or a script's context is just an argument. Left out, it is the environment's
+(`AnalysisContext()`), so that a script can call `analyze(url, options)` as it is.
 """
 
 from __future__ import annotations
@@ -13,34 +22,22 @@ import os
 import shutil
 import tempfile
 from datetime import datetime, timezone
-from collections.abc import Callable
 from types import FrameType, ModuleType
 from typing import Any
 
-from thugrq import config, results
+from thugrq import results
+from thugrq.context import AnalysisContext
 from thugrq.deadline import Deadline
 from thugrq.limits import MEMORY_REASON, Downloads, limited_downloads
 from thugrq.sandbox import confine
-from thugrq.targets import Guard, Policy, url_refusal
+from thugrq.targets import Guard, url_refusal
 from thugrq.options import Options, check_url
 
-#: The dotted name workers accept as a job function; anything else is refused.
-ANALYZE = "thugrq.jobs.analyze"
-
-#: Who runs the analyses (name, country, ASN); set by the worker before it forks horses.
-worker_identity: dict[str, Any] = {}
-
-#: Which non-public addresses analyses may reach; set by the worker (None: from the
-#: environment, THUGRQ_ALLOW_PRIVATE_TARGETS, refusing them all when unset).
-target_policy: Policy | None = None
-
-#: The bound on a stored result document, in bytes; set by the worker (None: from the
-#: environment, THUGRQ_MAX_RESULT_BYTES, else config.DEFAULT_MAX_RESULT_BYTES).
-max_result_bytes: int | None = None
-
-#: Set by the worker in each horse: records the result of an analysis stuck in JavaScript past
-#: its deadline, and ends the horse. Without it such an analysis runs until its job is killed.
-on_overrun: Callable[[dict[str, Any]], None] | None = None
+#: The dotted name of `analyze` that newly submitted jobs carry.
+ANALYZE = "thugrq.analysis.analyze"
+#: Every name a worker runs as `analyze`: ANALYZE, and its name in jobs queued before this
+#: module was thugrq.analysis (it was thugrq.jobs). Any other job function is refused.
+JOB_FUNCTIONS = (ANALYZE, "thugrq.jobs.analyze")
 
 
 class AnalysisTimeout(BaseException):
@@ -64,31 +61,35 @@ def thug_versions() -> dict[str, str]:
     }
 
 
-def analyze(url: str, options: dict[str, Any]) -> dict[str, Any]:
+def analyze(
+    url: str, options: dict[str, Any], *, context: AnalysisContext | None = None
+) -> dict[str, Any]:
     """Analyse `url` with Thug under `options`; return the result document (results.SCHEMA).
 
-    The arguments come out of Redis, so they are validated again here. Thug runs in a scratch
+    `url` and `options` come out of Redis, so they are validated again here; `context` comes
+    from the worker (default: the environment's, see above). Thug runs in a scratch
     directory of its own (its working directory, THUG_LOGBASE and TMPDIR) that is removed
     afterwards; it may not write anywhere else (thugrq.sandbox) nor connect to addresses the
-    worker's policy refuses (thugrq.targets).
+    context's policy refuses (thugrq.targets).
     The analysis ends as `timeout` at `options.timeout` seconds, plus deadline.GRACE when
-    JavaScript never yields (then `on_overrun` delivers the result; see thugrq.deadline).
+    JavaScript never yields (then the context's `on_overrun` delivers the result; see
+    thugrq.deadline).
     """
+    context = context or AnalysisContext()
     url = check_url(url)
     checked = Options.from_dict(options)
     started = _now()
     previous_cwd = os.getcwd()
     timed_out = f"analysis exceeded {checked.timeout} s"
-    policy = target_policy or Policy.from_environment()
     refused, blocked = results.Capped(), results.Capped()  # a page may add to them without end
     downloads = Downloads(checked.max_response_bytes, checked.max_download_bytes)
-    guard = Guard(policy, refused)
+    guard = Guard(context.policy, refused)
 
     def document(status: str, error: str | None, log: dict[str, Any] | None) -> dict[str, Any]:
         return results.build(
             url=url,
             options=checked.to_dict(),
-            worker=_worker(),
+            worker=context.identity.to_dict(),
             thug=thug_versions(),
             started=started,
             ended=_now(),
@@ -98,19 +99,19 @@ def analyze(url: str, options: dict[str, Any]) -> dict[str, Any]:
             refused=refused,
             blocked_writes=blocked,
             limited=downloads.limited,
-            max_bytes=max_result_bytes or config.max_result_bytes(),
+            max_bytes=context.max_result_bytes,
         )
 
     def overrun() -> None:
         # Called from the deadline thread while the main thread is stuck in JavaScript.
         guard.trust()  # this thread must reach Redis to record the result; the page may not
         shutil.rmtree(scratch, ignore_errors=True)
-        assert on_overrun is not None
-        on_overrun(
+        assert context.on_overrun is not None
+        context.on_overrun(
             document(results.STATUS_TIMEOUT, timed_out + " (JavaScript never yielded)", _snapshot())
         )
 
-    refusal = url_refusal(url, policy)
+    refusal = url_refusal(url, context.policy)
     if refusal:
         return document(results.STATUS_REFUSED, refusal, None)
     scratch = tempfile.mkdtemp(prefix="thugrq-")
@@ -120,7 +121,7 @@ def analyze(url: str, options: dict[str, Any]) -> dict[str, Any]:
         with (
             confine(scratch, blocked),
             guard,
-            Deadline(checked.timeout, AnalysisTimeout, overrun if on_overrun else None),
+            Deadline(checked.timeout, AnalysisTimeout, overrun if context.on_overrun else None),
         ):
             log = _run_thug(url, checked, scratch, downloads)
         return document(results.STATUS_COMPLETED, None, log)
@@ -176,13 +177,6 @@ def _snapshot() -> dict[str, Any] | None:
         except RuntimeError:  # changed size during iteration: try again
             continue
     return None
-
-
-def _worker() -> dict[str, Any]:
-    from rq import get_current_job
-
-    job = get_current_job()
-    return {"name": job.worker_name if job else None, **worker_identity}
 
 
 def _now() -> datetime:

@@ -1,0 +1,45 @@
+"""What an analysis takes from whoever runs it, rather than from its job: `AnalysisContext`.
+
+A worker builds one at start-up and hands it to every analysis it runs (thugrq.analysis says
+how); tests, scripts and bench/bare.py build their own, and `AnalysisContext()` is the
+environment's. Frozen, so that nothing one analysis does can change what the next is told.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from thugrq import config
+from thugrq.targets import Policy
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who runs an analysis, as the result document's `worker` records it."""
+
+    name: str | None = None
+    country: str | None = None
+    asn: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class AnalysisContext:
+    """The worker's side of an analysis. Each field left out is the environment's: no identity,
+    the private-target policy of THUGRQ_ALLOW_PRIVATE_TARGETS (all refused when unset), the
+    result bound of THUGRQ_MAX_RESULT_BYTES (else 1 MiB)."""
+
+    identity: Identity = field(default_factory=Identity)
+    #: Which non-public addresses the analysis may reach (thugrq.targets).
+    policy: Policy = field(default_factory=Policy.from_environment)
+    #: The bound on the stored result document, in bytes (thugrq.results).
+    max_result_bytes: int = field(default_factory=config.max_result_bytes)
+    #: Records the result of an analysis stuck in JavaScript past its deadline and ends the
+    #: process (thugrq.deadline). A work horse has one for its job; without it such an analysis
+    #: runs until its job is killed.
+    on_overrun: Callable[[dict[str, Any]], None] | None = None
