@@ -43,7 +43,8 @@ from harness import BIN, Disturbance, PeakSampler, Stack, horses, machine  # noq
 from pages import PAGES, problem  # noqa: E402
 from thugrq import analysis, config, defaults, results, submit  # noqa: E402
 from thugrq.options import Options  # noqa: E402
-from thugrq.queue import ThugrqJob, ThugrqQueue  # noqa: E402
+from thugrq.job import ThugrqJob  # noqa: E402
+from thugrq.queue import ThugrqQueue  # noqa: E402
 
 #: The queue of the per-URL and 1-worker runs; only worker A serves it.
 SOLO_QUEUE = config.GENERIC_QUEUE

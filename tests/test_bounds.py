@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from thugrq import defaults, jobhash, submit
 from thugrq.config import GENERIC_QUEUE
 from thugrq.exceptions import InvalidInput
+from thugrq.job import ThugrqJob
 from thugrq.options import MAX_URL_LENGTH, Options
 from thugrq.personalities import DEFAULT_PERSONALITY, PERSONALITIES
-from thugrq.queue import ThugrqJob
 
 URL = "http://a.test/"
 #: The most bytes a character takes in UTF-8 (the description) and in RQ's JSON (the data).

@@ -9,7 +9,9 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 
 from tests.conftest import wait_for
-from thugrq.queue import ThugrqJob, ThugrqQueue
+from thugrq import fleet
+from thugrq.job import ThugrqJob
+from thugrq.queue import ThugrqQueue
 
 
 @pytest.fixture
@@ -133,3 +135,8 @@ def test_rebuilt_workers_read_a_busy_workers_job_with_json(busy_worker, connecti
 
     (worker,) = [w for w in ThugrqWorker.all(connection=connection) if w.name == busy_worker.name]
     assert worker.get_current_job().id == busy_worker.job_id
+
+
+def test_a_worker_serves_its_country_first_then_generic_or_generic_alone_without_one():
+    assert fleet.queues_for("IT") == ["IT", "generic"]
+    assert fleet.queues_for(None) == ["generic"]

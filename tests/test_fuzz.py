@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import wait_for, with_dns
-from thugrq import submit
+from thugrq import job
 
 MARKER_DIR = Path("/tmp")
 MARKER_PREFIX = f"thugrq-fuzz-{uuid.uuid4().hex[:8]}"
@@ -146,7 +146,7 @@ def test_hostile_job_hashes_end_failed_or_refused(fuzz_worker, data, fields):
     assert worker.poll() is None
     status = connection.hget(f"rq:job:{job_id}", "status")
     if status == b"finished":  # only a well-formed analysis of a refused target can finish
-        assert submit.result(connection, job_id)[1]["status"] == "refused"
+        assert job.result(connection, job_id)[1]["status"] == "refused"
     assert not list(MARKER_DIR.glob(MARKER_PREFIX + "*"))
 
 

@@ -19,7 +19,7 @@ from rq.serializers import JSONSerializer
 
 from tests.conftest import BIN, stop_all, wait_for, with_dns
 from thugrq import deadline, local
-from thugrq.queue import ThugrqJob
+from thugrq.job import ThugrqJob
 
 
 def job(connection, job_id: str) -> ThugrqJob:

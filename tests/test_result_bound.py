@@ -14,7 +14,7 @@ import redis
 from rq.results import Result
 
 from tests.conftest import BIN, with_dns
-from thugrq import config, results, submit
+from thugrq import config, job, results, submit
 from thugrq.options import Options
 
 #: The bound the worker is started with: below the default, so the flag is what holds.
@@ -51,7 +51,7 @@ def stored(redis_server, site, tmp_path_factory) -> Iterator[dict[str, Stored]]:
     yield {
         path: Stored(
             raw=connection.xrange(Result.get_key(job_id))[-1][1][b"return_value"],
-            document=submit.result(connection, job_id)[1],
+            document=job.result(connection, job_id)[1],
         )
         for path, job_id in ids.items()
     }

@@ -7,8 +7,9 @@ import json
 import pytest
 from rq.serializers import JSONSerializer
 
+from thugrq.job import ThugrqJob
 from thugrq.personalities import PERSONALITIES
-from thugrq.queue import ThugrqJob, ThugrqQueue
+from thugrq.queue import ThugrqQueue
 
 
 def queued(connection) -> dict[str, int]:

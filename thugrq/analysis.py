@@ -7,7 +7,7 @@ lives and dies with the horse.
 What the analysis takes from the worker (who runs it, the targets it may reach, the bound on its
 result, how to record an overrun) is an explicit argument, `context` (thugrq.context), never
 module state: the job stays `analyze(url, options)` in Redis, and the worker binds its context
-when the job resolves its function (thugrq.queue.ThugrqJob.func, set in the horse by
+when the job resolves its function (thugrq.job.ThugrqJob.func, set in the horse by
 thugrq.worker.ThugrqWorker.perform_job). A parameter rather than a ContextVar or a module
 global: what an analysis depends on shows in its signature, nothing is set at a distance, and a
 test's or a script's context is just an argument. Left out, it is the environment's

@@ -20,6 +20,8 @@ from rq.job import JobStatus
 from thugrq import config, dashboard, defaults, fleet, geo, quarantine, submit
 from thugrq.countries import country_code
 from thugrq.exceptions import ConfigError, GeoError, InvalidInput, UnknownJob
+from thugrq.job import Outcome, outcome, state
+from thugrq.job import result as job_result
 from thugrq.options import Options, describe
 from thugrq.personalities import DEFAULT_PERSONALITY, PERSONALITIES
 from thugrq.queue import ThugrqQueue
@@ -256,17 +258,17 @@ def _progress(length: int, label: str, threshold: int = 0):
 
 def _wait_and_report(
     connection: redis.Redis, job_ids: list[str], as_json: bool, timeout: float | None
-) -> list[submit.Outcome]:
+) -> list[Outcome]:
     with _progress(len(job_ids), "analysing") as bar:
         submit.wait(connection, job_ids, timeout=timeout, on_progress=bar.update)
-    outcomes = [submit.outcome(connection, job_id) for job_id in job_ids]
+    outcomes = [outcome(connection, job_id) for job_id in job_ids]
     _print_outcomes(outcomes, as_json)
     if not all(o.ok for o in outcomes):
         sys.exit(1)
     return outcomes
 
 
-def _print_outcomes(outcomes: list[submit.Outcome], as_json: bool) -> None:
+def _print_outcomes(outcomes: list[Outcome], as_json: bool) -> None:
     if as_json:
         for row in outcomes:
             _echo_json(row.to_dict())
@@ -322,7 +324,7 @@ def group_command(ctx: click.Context, group_id: str, as_json: bool) -> None:
     differ between countries or personalities, and who saw what: the mark of cloaking.
     """
     connection = _connect(ctx)
-    outcomes = [submit.outcome(connection, job_id) for job_id in _job_ids(connection, (), group_id)]
+    outcomes = [outcome(connection, job_id) for job_id in _job_ids(connection, (), group_id)]
     differences = submit.compare_outcomes(outcomes)
     if as_json:
         click.echo(json.dumps({
@@ -361,7 +363,7 @@ def export(ctx: click.Context, job_ids: tuple[str, ...], group: str | None, dire
     missing = 0
     for job_id in _job_ids(connection, job_ids, group):
         try:
-            current, document = submit.result(connection, job_id)
+            current, document = job_result(connection, job_id)
         except UnknownJob as error:
             click.echo(f"{job_id}: {error}", err=True)
             missing += 1
@@ -403,7 +405,7 @@ def status(ctx: click.Context, job_ids: tuple[str, ...], as_json: bool) -> None:
     missing = False
     for job_id in job_ids:
         try:
-            current = submit.state(connection, job_id)
+            current = state(connection, job_id)
         except UnknownJob as error:
             click.echo(f"{job_id}: {error}", err=True)
             missing = True
@@ -430,7 +432,7 @@ def result(ctx: click.Context, job_id: str, as_json: bool) -> None:
     """
     connection = _connect(ctx)
     try:
-        current, document = submit.result(connection, job_id)
+        current, document = job_result(connection, job_id)
     except UnknownJob as error:
         raise Failure(str(error)) from error
     if current.status == JobStatus.FAILED:

@@ -51,7 +51,8 @@ from werkzeug.serving import make_server
 from thugrq import config
 from thugrq import dashboard_guard as guard
 from thugrq.exceptions import ConfigError
-from thugrq.queue import ThugrqJob, ThugrqQueue
+from thugrq.job import ThugrqJob
+from thugrq.queue import ThugrqQueue
 
 DEFAULT_BIND = "127.0.0.1"
 REALM = "thugrq dashboard"

@@ -53,6 +53,12 @@ class CountryRow:
         return {**dataclasses.asdict(self), "starving": self.starving}
 
 
+def queues_for(country: str | None) -> list[str]:
+    """The queues a worker in `country` serves, its own first; without a country (its lookup
+    failed), `generic` only. Workers listen by it, and `thugrq geo` shows it."""
+    return [country, GENERIC_QUEUE] if country else [GENERIC_QUEUE]
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

@@ -42,6 +42,7 @@ import redis
 from thugrq import config, defaults, fleet, submit
 from thugrq.cli import options_from, thug_options
 from thugrq.exceptions import ConfigError, InvalidInput
+from thugrq.job import result as job_result
 from thugrq.personalities import DEFAULT_PERSONALITY
 from thugrq.results import STATUS_COMPLETED, STATUS_REFUSED, format_summary
 from thugrq.worker import ThugrqWorker
@@ -607,7 +608,7 @@ def main(url: str | None, useragent: str, local_worker: bool, stop: bool, **thug
     label = "analysing" if target.runs_here else "waiting for the workers"
     with click.progressbar(length=1, label=label, file=sys.stderr) as bar:
         submit.wait(connection, [job.id], on_progress=bar.update)
-    current, document = submit.result(connection, job.id)
+    current, document = job_result(connection, job.id)
     if document is None:
         raise click.ClickException(f"job {job.id} {current.status}: {current.reason}")
     click.echo(format_summary(document))

@@ -1,6 +1,6 @@
 """The thugrq worker: an RQ forking worker that runs `thugrq.analysis.analyze` and nothing else.
 
-The refusal of any other job lives in `thugrq.queue.ThugrqJob`; this module adds the worker
+The refusal of any other job lives in `thugrq.job.ThugrqJob`; this module adds the worker
 class, which imports Thug once before forking, and the `thugrq-worker` launcher.
 """
 
@@ -45,8 +45,9 @@ from thugrq.defaults import (
     WORKER_TTL,
 )
 from thugrq.exceptions import ConfigError, GeoError, InvalidInput, RefusedJob
+from thugrq.job import ThugrqJob, exception_line
 from thugrq.limits import MEMORY_REASON, MemoryBound
-from thugrq.queue import ThugrqJob, ThugrqQueue, exception_line
+from thugrq.queue import ThugrqQueue
 from thugrq.targets import ALLOW_VARIABLE, Policy
 
 log = logging.getLogger("thugrq.worker")
@@ -467,9 +468,7 @@ def main(
             location = {"country": country_code(country) if country else None}
         else:
             location = find_location(country, public_ip, require_country)
-            names = [location["country"], config.GENERIC_QUEUE] if location["country"] else [
-                config.GENERIC_QUEUE
-            ]
+            names = fleet.queues_for(location["country"])
         run(
             names, location=location, policy=policy, redis_url=redis_url, burst=burst, name=name,
             max_result_bytes=result_bound, max_memory=max_memory * MIB,
