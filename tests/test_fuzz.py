@@ -92,10 +92,11 @@ def fuzz_worker(tmp_path_factory):
     import redis
 
     from tests.conftest import BIN, stop_all
-    from thugrq import local
+    from thugrq.process import free_port
+    from thugrq.redis_server import start_redis
 
-    port = local.free_port()
-    server = local.start_redis(port, tmp_path_factory.mktemp("fuzz-redis"), persist=False)
+    port = free_port()
+    server = start_redis(port, tmp_path_factory.mktemp("fuzz-redis"), persist=False)
     url = f"redis://127.0.0.1:{port}/0"
     environment = {k: v for k, v in os.environ.items() if k != "THUGRQ_ALLOW_PRIVATE_TARGETS"}
     environment["THUGRQ_REDIS_URL"] = url

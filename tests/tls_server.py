@@ -17,7 +17,9 @@ from pathlib import Path
 
 import redis
 
-from thugrq import config, local
+from thugrq import config
+from thugrq.process import free_port
+from thugrq.redis_server import launch_redis
 from thugrq.exceptions import ConfigError
 
 SERVER_VARIABLE = "THUGRQ_TEST_REDIS_SERVER"
@@ -50,7 +52,7 @@ def start(binary: str, directory: Path) -> tuple[subprocess.Popen, str]:
     """
     directory.mkdir(parents=True, exist_ok=True)
     cert = certificate(directory)
-    port = local.free_port()
+    port = free_port()
     url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}"
     arguments = [
         "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
@@ -58,7 +60,7 @@ def start(binary: str, directory: Path) -> tuple[subprocess.Popen, str]:
         "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no", "--save", "",
     ]
     client = redis.Redis.from_url(url, socket_connect_timeout=1)
-    return local.launch_redis(arguments, directory, client, binary), url
+    return launch_redis(arguments, directory, client, binary), url
 
 
 def refusal(binary: str) -> str | None:

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 import rq_dashboard
 import rq_dashboard.web
 from flask import Flask, Response, request
@@ -218,22 +217,6 @@ def check_bind(host: str, username: str | None, password: str | None) -> None:
             "it could read every analysis and delete jobs; give --username and --password, "
             f"or bind {DEFAULT_BIND}"
         )
-
-
-class AllowedHost(click.ParamType):
-    """An --allowed-host: NAME or NAME:PORT ([IPv6] in brackets); a comma-separated list in
-    its environment variable."""
-
-    name = "host"
-    envvar_list_splitter = ","
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        value = str(value).strip()
-        try:
-            guard.host_key(value)
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-        return value
 
 
 def is_wildcard(host: str) -> bool:

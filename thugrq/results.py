@@ -3,6 +3,9 @@
 It leads with the summary an analyst reads first and carries Thug's JSON log. A hostile page
 must not fill Redis: long strings and lists are capped, and the whole document is bounded (the
 worker's --max-result-bytes); `truncated` says what was cut from which part.
+
+Longer than 350 lines because the document's schema (summary, caps, bound, the human view)
+is read in one place; the bounding (`cap`, `bound`, `fit`) is the part to move out first.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The thugrq worker: an RQ forking worker that runs `thugrq.analysis.analyze` and nothing else.
 
 The refusal of any other job lives in `thugrq.job.ThugrqJob`; this module adds the worker
-class, which imports Thug once before forking, and the `thugrq-worker` launcher.
+class, which imports Thug once before forking, and `run`, which starts it (`thugrq-worker`,
+thugrq.cli.worker, is its command line).
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ import logging
 import os
 import signal
 import socket
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from types import FrameType
 from typing import Any
 
-import click
 from redis.exceptions import ResponseError
 from rq import Queue, Worker, worker_registration
 from rq.exceptions import StopRequested
@@ -29,26 +28,22 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.utils import now
 
-from thugrq import analysis, config, fleet, geo, quarantine
+from thugrq import analysis, config, fleet, quarantine
 from thugrq.context import AnalysisContext, Identity
-from thugrq.countries import country_code, queue_name
 from thugrq.defaults import (
-    DEFAULT_MAX_MEMORY,
-    DEFAULT_MAX_RESULT_BYTES,
     HEARTBEAT_GRACE,
     JOB_MONITORING_INTERVAL,
     MAINTENANCE_INTERVAL,
     MAX_CONNECTION_WAIT,
     MAX_RETRIES,
     MIB,
-    MIN_MAX_RESULT_BYTES,
     WORKER_TTL,
 )
-from thugrq.exceptions import ConfigError, GeoError, InvalidInput, RefusedJob
+from thugrq.exceptions import InvalidInput, RefusedJob
 from thugrq.job import ThugrqJob, exception_line
 from thugrq.limits import MEMORY_REASON, MemoryBound
 from thugrq.queue import ThugrqQueue
-from thugrq.targets import ALLOW_VARIABLE, Policy
+from thugrq.targets import Policy
 
 log = logging.getLogger("thugrq.worker")
 
@@ -297,33 +292,6 @@ def _die_with_parent(parent: int | None, sig: signal.Signals = signal.SIGKILL) -
         os._exit(1)
 
 
-def find_location(
-    country: str | None, public_ip: str | None, require_country: bool
-) -> dict[str, Any]:
-    """Country (and ASN, AS name) of this worker: given, or looked up through DNS.
-
-    A failed lookup is a loud warning (the worker then serves `generic` only), or with
-    `require_country` a ClickException naming the step that failed.
-    """
-    if country:
-        return {"country": country_code(country), "asn": None, "as_name": None}
-    try:
-        location = geo.locate(public_ip)
-    except GeoError as error:
-        if require_country:
-            raise click.ClickException(f"cannot find this host's country: {error}") from error
-        log.warning(
-            "cannot find this host's country (%s): serving %s only; "
-            "use --country CC to set it", error, config.GENERIC_QUEUE,
-        )
-        return {"country": None, "asn": None, "as_name": None}
-    log.info(
-        "this host is %s in %s (AS%s %s)",
-        location.address, location.country, location.asn, location.as_name or "",
-    )
-    return {"country": location.country, "asn": location.asn, "as_name": location.as_name}
-
-
 def default_name(country: str | None) -> str:
     """`IT.host.pid`: the country first, so the dashboard shows where a worker stands."""
     return f"{country or config.GENERIC_QUEUE}.{socket.gethostname()}.{os.getpid()}"
@@ -371,116 +339,3 @@ def run(
             f"{type(worker.crash).__name__}: {worker.crash}"
         )
     return worked
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--queue",
-    "-q",
-    "queues",
-    multiple=True,
-    metavar="QUEUE",
-    help="Serve exactly these queues, highest priority first: `generic` or a country "
-    "(IT, Italy). Repeatable. Default: this host's country, then generic.",
-)
-@click.option(
-    "--country",
-    metavar="CC",
-    help="This host's country (code or name), instead of looking it up through DNS.",
-)
-@click.option(
-    "--require-country",
-    is_flag=True,
-    help="Exit non-zero when the country cannot be found, instead of serving generic only.",
-)
-@click.option(
-    "--public-ip",
-    metavar="ADDRESS",
-    help="This host's public address, instead of asking DNS for it (the country is still "
-    "looked up).",
-)
-@click.option(
-    "--allow-private-targets",
-    "allow_private",
-    is_flag=False,
-    flag_value="all",
-    default=None,
-    metavar="[NETWORKS]",
-    help="Analyse private, loopback and link-local targets too: all of them, or only the "
-    "comma-separated networks given (127.0.0.2/32,fd00::/8). Default: refused "
-    f"(${ALLOW_VARIABLE}=1 or a list of networks does the same).",
-)
-@click.option(
-    "--max-result-bytes",
-    metavar="BYTES",
-    help="Store no result document larger than this, as Redis holds it; a page that produces "
-    "more gets its log, then its summary's lists, cut, and `truncated` in the result says what "
-    f"(default: ${config.MAX_RESULT_BYTES_VARIABLE}, else {DEFAULT_MAX_RESULT_BYTES}; "
-    f"at least {MIN_MAX_RESULT_BYTES}).",
-)
-@click.option(
-    "--max-memory",
-    type=click.IntRange(min=512),
-    default=DEFAULT_MAX_MEMORY,
-    show_default=True,
-    metavar="MIB",
-    help="Address-space limit of each analysis, in MiB: one that reaches it fails as `memory "
-    "limit exceeded`, not retried.",
-)
-@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
-@click.option("--name", help="Worker name (default: COUNTRY.host.pid).")
-@click.option(
-    "--redis-url",
-    metavar="URL",
-    help="Redis to serve (default: $THUGRQ_REDIS_URL, $REDIS_URL, redis://127.0.0.1:6379/0).",
-)
-def main(
-    queues: tuple[str, ...],
-    country: str | None,
-    require_country: bool,
-    public_ip: str | None,
-    allow_private: str | None,
-    max_result_bytes: str | None,
-    max_memory: int,
-    burst: bool,
-    name: str | None,
-    redis_url: str | None,
-) -> None:
-    """Run Thug analyses from thugrq's queues, one job at a time.
-
-    By default the worker finds its public address and country through DNS (Team Cymru's
-    IP-to-ASN service; THUGRQ_DNS=host:port sends every query to one server) and serves its
-    country's queue first, then `generic`.
-
-    Each job runs in a fresh forked process; Thug is imported once, before the first job.
-    Only `thugrq.analysis.analyze` jobs are run: anything else ends failed as refused.
-    """
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    try:
-        config.check_redis_url(config.redis_url(redis_url))
-        policy = Policy.parse(allow_private) if allow_private else Policy.from_environment()
-        result_bound = config.max_result_bytes(max_result_bytes)
-        if queues:
-            names = list(dict.fromkeys(queue_name(q) for q in queues))
-            location = {"country": country_code(country) if country else None}
-        else:
-            location = find_location(country, public_ip, require_country)
-            names = fleet.queues_for(location["country"])
-        run(
-            names, location=location, policy=policy, redis_url=redis_url, burst=burst, name=name,
-            max_result_bytes=result_bound, max_memory=max_memory * MIB,
-        )
-    except (ValueError, ConfigError, WorkerCrashed) as error:  # InvalidInput: ValueError
-        raise click.ClickException(str(error)) from error
-    except ImportError as error:
-        raise click.ClickException(
-            f"Thug is not installed ({error}); install the worker role as the README says"
-        ) from error
-    sys.exit(0)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,248 @@
+"""Reading jobs back: `wait`, `status`, `result`, `group`, `export`, `queues`, `quarantine`.
+
+Results go to stdout, messages to stderr; a command exits non-zero when a job it was asked
+about is unknown or did not complete.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import redis
+from rq.job import JobStatus
+
+from thugrq import job, quarantine, submit
+from thugrq.cli.helpers import (
+    Failure,
+    Output,
+    RedisTarget,
+    failures,
+    json_option,
+    pass_redis,
+    progress,
+)
+from thugrq.exceptions import UnknownJob
+from thugrq.queue import ThugrqQueue
+from thugrq.results import format_summary
+
+
+def wait_and_report(
+    connection: redis.Redis, job_ids: list[str], output: Output, timeout: float | None
+) -> None:
+    """Wait for the jobs, print their outcomes, and exit non-zero unless all completed."""
+    with progress(len(job_ids), "analysing") as bar:
+        submit.wait(connection, job_ids, timeout=timeout, on_progress=bar.update)
+    outcomes = [job.outcome(connection, job_id) for job_id in job_ids]
+    output.rows(outcomes, _print_outcomes)
+    if not all(o.ok for o in outcomes):
+        sys.exit(1)
+
+
+def _print_outcomes(outcomes: list[job.Outcome]) -> None:
+    click.echo(
+        f"{'ID':<36}  {'STATUS':<9}  {'QUEUE':<7}  {'USERAGENT':<15}  EXPLOITS  SAMPLES  "
+        "URL -> FINAL URL"
+    )
+    for row in outcomes:
+        final = f" -> {row.final_url}" if row.final_url not in (None, row.url) else ""
+        reason = f"  ({row.reason})" if row.reason else ""
+        click.echo(
+            f"{row.id:<36}  {row.status:<9}  {row.queue or '-':<7}  {row.useragent or '-':<15}  "
+            f"{row.exploits:>8}  {row.samples:>7}  {row.url}{final}{reason}"
+        )
+
+
+def _job_ids(connection: redis.Redis, job_ids: tuple[str, ...], group: str | None) -> list[str]:
+    if bool(job_ids) == bool(group):
+        raise click.UsageError("give job ids or --group ID (one of the two)")
+    with failures(UnknownJob):
+        return list(job_ids) or submit.group_jobs(connection, group)
+
+
+@click.command(name="wait")
+@click.argument("job_ids", nargs=-1, metavar="[ID]...")
+@click.option("--group", "-g", metavar="ID", help="Wait for every job of this group.")
+@click.option("--timeout", type=float, metavar="SECONDS", help="Stop waiting after SECONDS.")
+@json_option("One JSON object per line.")
+@pass_redis
+def wait_command(
+    target: RedisTarget, job_ids: tuple[str, ...], group: str | None, timeout: float | None,
+    output: Output,
+) -> None:
+    """Wait for jobs to end, then print each outcome (status, final URL, exploits, samples).
+
+    Exits non-zero when any job failed, timed out, or is still unfinished.
+    """
+    connection = target.connect()
+    wait_and_report(connection, _job_ids(connection, job_ids, group), output, timeout)
+
+
+@click.command(name="group")
+@click.argument("group_id", metavar="ID")
+@json_option("One JSON document.")
+@pass_redis
+def group_command(target: RedisTarget, group_id: str, output: Output) -> None:
+    """Show every job of a group and compare the finished analyses of each URL.
+
+    The comparison names each URL whose final URL, redirect chain, exploits or samples
+    differ between countries or personalities, and who saw what: the mark of cloaking.
+    """
+    connection = target.connect()
+    outcomes = [job.outcome(connection, job_id) for job_id in _job_ids(connection, (), group_id)]
+    differences = submit.compare_outcomes(outcomes)
+    compared = {
+        "group": group_id,
+        "jobs": [o.to_dict() for o in outcomes],
+        "differences": [d.to_dict() for d in differences],
+    }
+    output.document(compared, lambda _: _print_comparison(outcomes, differences))
+
+
+def _print_comparison(outcomes: list[job.Outcome], differences: list[Any]) -> None:
+    _print_outcomes(outcomes)
+    finished = sum(o.summary is not None for o in outcomes)
+    click.echo(f"\n{finished} of {len(outcomes)} analyses finished.")
+    if not differences:
+        click.echo("No differences between the finished analyses of each URL.")
+    for difference in differences:
+        click.echo(f"\nDIFFERENT {difference.aspect} for {difference.url}:")
+        for value, who in difference.seen.items():
+            click.echo(f"  {', '.join(who)}:\n    {value}")
+
+
+@click.command()
+@click.argument("job_ids", nargs=-1, metavar="[ID]...")
+@click.option("--group", "-g", metavar="ID", help="Export every finished job of this group.")
+@click.option(
+    "--output", "-o", "directory", required=True, metavar="DIR",
+    type=click.Path(file_okay=False, writable=True), help="Directory to write into (created).",
+)
+@pass_redis
+def export(target: RedisTarget, job_ids: tuple[str, ...], group: str | None, directory: str) -> None:
+    """Write each finished job's result document to DIR/ID.json, for other tools.
+
+    Jobs without a result are named on stderr, and the exit status is then non-zero.
+    """
+    connection = target.connect()
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    missing = 0
+    for job_id in _job_ids(connection, job_ids, group):
+        try:
+            current, document = job.result(connection, job_id)
+        except UnknownJob as error:
+            click.echo(f"{job_id}: {error}", err=True)
+            missing += 1
+            continue
+        if document is None:
+            click.echo(f"{job_id}: not exported, the job is {current.status}", err=True)
+            missing += 1
+            continue
+        path = folder / f"{current.id}.json"
+        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        click.echo(str(path))
+    if missing:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("job_ids", nargs=-1, required=True, metavar="ID...")
+@json_option("One JSON object per line.")
+@pass_redis
+def status(target: RedisTarget, job_ids: tuple[str, ...], output: Output) -> None:
+    """Show where each job stands: queued, started, finished, failed (with the reason).
+
+    Exits non-zero if any id is unknown.
+    """
+    connection = target.connect()
+    states = []
+    for job_id in job_ids:
+        try:
+            states.append(job.state(connection, job_id))
+        except UnknownJob as error:
+            click.echo(f"{job_id}: {error}", err=True)
+    output.rows([current.__dict__ for current in states], _print_states)
+    if len(states) < len(job_ids):
+        sys.exit(1)
+
+
+def _print_states(states: list[dict[str, Any]]) -> None:
+    for current in states:
+        reason = f"  ({current['reason']})" if current["reason"] else ""
+        click.echo(f"{current['id']}  {current['status']:<9}  {current['queue']}  {current['url']}{reason}")
+
+
+@click.command()
+@click.argument("job_id", metavar="ID")
+@json_option("Print the whole result document as JSON.")
+@pass_redis
+def result(target: RedisTarget, job_id: str, output: Output) -> None:
+    """Print the analysis of a finished job: a summary, or with --json the whole document
+    (schema thugrq.result/1, including Thug's JSON log).
+
+    Exits 0 only for a finished job; a queued, running, failed or unknown job is reported on
+    stderr with a non-zero exit.
+    """
+    connection = target.connect()
+    with failures(UnknownJob):
+        current, document = job.result(connection, job_id)
+    if current.status == JobStatus.FAILED:
+        raise Failure(f"job {job_id} failed: {current.reason}")
+    if document is None:
+        message = {
+            JobStatus.QUEUED: "is still queued: no worker has taken it yet",
+            JobStatus.STARTED: "is being analysed: try again shortly",
+        }.get(current.status, f"has no result (status {current.status})")
+        raise Failure(f"job {job_id} {message}")
+    output.document(document, lambda shown: click.echo(format_summary(shown)))
+
+
+@click.command()
+@pass_redis
+def queues(target: RedisTarget) -> None:
+    """List thugrq's queues with their waiting, running, finished and failed jobs."""
+    connection = target.connect()
+    click.echo(f"{'QUEUE':<10} {'QUEUED':>7} {'STARTED':>8} {'FINISHED':>9} {'FAILED':>7}")
+    for queue in sorted(ThugrqQueue.all(connection=connection), key=lambda q: q.name):
+        click.echo(
+            f"{queue.name:<10} {queue.count:>7} {queue.started_job_registry.count:>8} "
+            f"{queue.finished_job_registry.count:>9} {queue.failed_job_registry.count:>7}"
+        )
+
+
+@click.command(name="quarantine")
+@click.option("--purge", is_flag=True, help="Delete the records, and the keys moved aside with them.")
+@json_option("One JSON object per line.")
+@pass_redis
+def quarantine_command(target: RedisTarget, purge: bool, output: Output) -> None:
+    """List the queue entries workers moved aside because nobody could read them.
+
+    Anyone who may push to a queue can write an id of any bytes, or make a job key a string;
+    workers move such entries aside instead of stopping on them. Each record says where the
+    entry was, why it was moved, and where a key of the wrong type went. Newest first.
+    """
+    connection = target.connect()
+    if purge:
+        click.echo(f"purged {quarantine.purge(connection)} record(s)", err=True)
+        return
+    output.rows(quarantine.records(connection), _print_records)
+
+
+def _print_records(records: list[dict[str, Any]]) -> None:
+    if not records:
+        click.echo("nothing in quarantine", err=True)
+        return
+    click.echo(f"{'WHEN':<25} {'KEY':<24} {'ENTRY':<24} REASON")
+    for record in records:
+        moved = f" (moved to {record['moved_to']})" if record["moved_to"] else ""
+        click.echo(
+            f"{record['at']:<25} {record['key']:<24} {record['entry'] or '-':<24} "
+            f"{record['reason']}{moved}"
+        )
+
+
+COMMANDS = (wait_command, group_command, export, status, result, queues, quarantine_command)

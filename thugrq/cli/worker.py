@@ -1,0 +1,132 @@
+"""`thugrq-worker`: serve thugrq's queues with Thug on this host (thugrq.worker).
+
+The local stack runs this module too (`python -m thugrq.cli.worker --queue generic`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from thugrq import config, fleet, geo, worker
+from thugrq.cli.helpers import CONTEXT, NO_COUNTRY, Failure, failures
+from thugrq.countries import country_code, queue_name
+from thugrq.defaults import DEFAULT_MAX_MEMORY, DEFAULT_MAX_RESULT_BYTES, MIB, MIN_MAX_RESULT_BYTES
+from thugrq.exceptions import ConfigError, GeoError
+from thugrq.targets import ALLOW_VARIABLE, Policy
+from thugrq.worker import WorkerCrashed
+
+
+@click.command(context_settings=CONTEXT)
+@click.option(
+    "--queue",
+    "-q",
+    "queues",
+    multiple=True,
+    metavar="QUEUE",
+    help="Serve exactly these queues, highest priority first: `generic` or a country "
+    "(IT, Italy). Repeatable. Default: this host's country, then generic.",
+)
+@click.option(
+    "--country",
+    metavar="CC",
+    help="This host's country (code or name), instead of looking it up through DNS.",
+)
+@click.option(
+    "--require-country",
+    is_flag=True,
+    help="Exit non-zero when the country cannot be found, instead of serving generic only.",
+)
+@click.option(
+    "--public-ip",
+    metavar="ADDRESS",
+    help="This host's public address, instead of asking DNS for it (the country is still "
+    "looked up).",
+)
+@click.option(
+    "--allow-private-targets",
+    "allow_private",
+    is_flag=False,
+    flag_value="all",
+    default=None,
+    metavar="[NETWORKS]",
+    help="Analyse private, loopback and link-local targets too: all of them, or only the "
+    "comma-separated networks given (127.0.0.2/32,fd00::/8). Default: refused "
+    f"(${ALLOW_VARIABLE}=1 or a list of networks does the same).",
+)
+@click.option(
+    "--max-result-bytes",
+    metavar="BYTES",
+    help="Store no result document larger than this, as Redis holds it; a page that produces "
+    "more gets its log, then its summary's lists, cut, and `truncated` in the result says what "
+    f"(default: ${config.MAX_RESULT_BYTES_VARIABLE}, else {DEFAULT_MAX_RESULT_BYTES}; "
+    f"at least {MIN_MAX_RESULT_BYTES}).",
+)
+@click.option(
+    "--max-memory",
+    type=click.IntRange(min=512),
+    default=DEFAULT_MAX_MEMORY,
+    show_default=True,
+    metavar="MIB",
+    help="Address-space limit of each analysis, in MiB: one that reaches it fails as `memory "
+    "limit exceeded`, not retried.",
+)
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--name", help="Worker name (default: COUNTRY.host.pid).")
+@click.option(
+    "--redis-url",
+    metavar="URL",
+    help="Redis to serve (default: $THUGRQ_REDIS_URL, $REDIS_URL, redis://127.0.0.1:6379/0).",
+)
+def main(
+    queues: tuple[str, ...],
+    country: str | None,
+    require_country: bool,
+    public_ip: str | None,
+    allow_private: str | None,
+    max_result_bytes: str | None,
+    max_memory: int,
+    burst: bool,
+    name: str | None,
+    redis_url: str | None,
+) -> None:
+    """Run Thug analyses from thugrq's queues, one job at a time.
+
+    By default the worker finds its public address and country through DNS (Team Cymru's
+    IP-to-ASN service; THUGRQ_DNS=host:port sends every query to one server) and serves its
+    country's queue first, then `generic`.
+
+    Each job runs in a fresh forked process; Thug is imported once, before the first job.
+    Only `thugrq.analysis.analyze` jobs are run: anything else ends failed as refused.
+    """
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    log = logging.getLogger("thugrq")  # the worker's and its location lookup's messages
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    with failures(GeoError, prefix=NO_COUNTRY), failures(ValueError, ConfigError, WorkerCrashed):
+        config.check_redis_url(config.redis_url(redis_url))
+        policy = Policy.parse(allow_private) if allow_private else Policy.from_environment()
+        result_bound = config.max_result_bytes(max_result_bytes)
+        if queues:
+            names = list(dict.fromkeys(queue_name(q) for q in queues))
+            location = {"country": country_code(country) if country else None}
+        else:
+            location = geo.worker_location(country, public_ip, require_country)
+            names = fleet.queues_for(location["country"])
+        try:
+            worker.run(
+                names, location=location, policy=policy, redis_url=redis_url, burst=burst,
+                name=name, max_result_bytes=result_bound, max_memory=max_memory * MIB,
+            )
+        except ImportError as error:
+            raise Failure(
+                f"Thug is not installed ({error}); install the worker role as the README says"
+            ) from error
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
