@@ -14,7 +14,7 @@ import redis
 from rq.results import Result
 
 from tests.conftest import BIN, with_dns
-from thugrq import config, job, results, submit
+from thugrq import config, job, submit, truncation
 from thugrq.options import Options
 
 #: The bound the worker is started with: below the default, so the flag is what holds.
@@ -68,8 +68,8 @@ def test_flood_keeps_the_beginning_of_each_summary_list_and_counts_the_rest(stor
     summary, truncated = document["summary"], document["truncated"]
     assert document["status"] == "timeout" and "5 s" in document["error"]
     assert summary["exploits"][0]["module"] == "WScript.Shell ActiveX"
-    assert len(summary["exploits"]) == results.SUMMARY_ITEMS
-    assert truncated["summary.exploits"] == {"entries": summary["counts"]["exploits"] - results.SUMMARY_ITEMS}
+    assert len(summary["exploits"]) == truncation.SUMMARY_ITEMS
+    assert truncated["summary.exploits"] == {"entries": summary["counts"]["exploits"] - truncation.SUMMARY_ITEMS}
     assert summary["refused"][0]["address"] == "127.0.0.3"
     assert truncated["summary.refused"]["entries"] > 0  # counted as they came, not kept
 

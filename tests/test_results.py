@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from thugrq import config, defaults, results
+from thugrq import config, defaults, results, truncation
 from thugrq.exceptions import ConfigError
 
 
@@ -57,17 +57,17 @@ def test_samples_carry_size_from_their_data():
 
 
 def test_long_strings_and_lists_are_capped_and_flagged():
-    log = {"locations": [{"content": "x" * (results.MAX_STRING + 10)}] * 3,
-           "behavior": list(range(results.MAX_ITEMS + 5))}
-    capped, truncated = results.cap(log)
+    log = {"locations": [{"content": "x" * (truncation.MAX_STRING + 10)}] * 3,
+           "behavior": list(range(truncation.MAX_ITEMS + 5))}
+    capped, truncated = truncation.cap(log)
     assert truncated
-    assert len(capped["locations"][0]["content"]) < results.MAX_STRING + 100
-    assert len(capped["behavior"]) == results.MAX_ITEMS
+    assert len(capped["locations"][0]["content"]) < truncation.MAX_STRING + 100
+    assert len(capped["behavior"]) == truncation.MAX_ITEMS
 
 
 def test_small_logs_are_kept_whole():
     log = {"exploits": [{"module": "m"}], "url": "http://a/"}
-    capped, cut = results.cap(log)
+    capped, cut = truncation.cap(log)
     assert capped == log and not cut
 
 
@@ -98,45 +98,45 @@ def exploit(number):
 
 
 def test_summary_lists_keep_their_beginning_and_count_the_rest():
-    refused = results.Capped()
+    refused = truncation.Capped()
     for port in range(250):
         refused.append({"address": "10.0.0.1", "port": port, "reason": "private"})
     document = document_of({"exploits": [exploit(n) for n in range(5000)]}, refused=refused)
     summary, truncated = document["summary"], document["truncated"]
-    assert len(refused) == results.SUMMARY_ITEMS and refused.dropped == 150  # bounded in memory
-    assert summary["exploits"] == [exploit(n) for n in range(results.SUMMARY_ITEMS)]
+    assert len(refused) == truncation.SUMMARY_ITEMS and refused.dropped == 150  # bounded in memory
+    assert summary["exploits"] == [exploit(n) for n in range(truncation.SUMMARY_ITEMS)]
     assert summary["counts"]["exploits"] == 5000
-    assert truncated["summary.exploits"] == {"entries": 5000 - results.SUMMARY_ITEMS}
-    assert [r["port"] for r in summary["refused"]] == list(range(results.SUMMARY_ITEMS))
+    assert truncated["summary.exploits"] == {"entries": 5000 - truncation.SUMMARY_ITEMS}
+    assert [r["port"] for r in summary["refused"]] == list(range(truncation.SUMMARY_ITEMS))
     assert truncated["summary.refused"] == {"entries": 150}
-    assert truncated["log.exploits"] == {"entries": 5000 - results.MAX_ITEMS}
+    assert truncated["log.exploits"] == {"entries": 5000 - truncation.MAX_ITEMS}
     assert "Truncated    summary.exploits: 4900 entries" in results.format_summary(document)
 
 
 def test_whole_document_is_bounded_by_shrinking_the_largest_log_parts():
     log = {
         "url": "http://a/",
-        "code": [{"snippet": "A" * results.MAX_STRING, "language": "Javascript"}] * 3000,
+        "code": [{"snippet": "A" * truncation.MAX_STRING, "language": "Javascript"}] * 3000,
         "behavior": [{"description": "é" * 70_000}] * 50,  # 6 bytes a character as JSON
         "exploits": [exploit(n) for n in range(50_000)],
         "connections": [{"source": "about:blank", "destination": "http://a/", "method": "window open"}],
     }
     document = document_of(log, error="E" * 10_000)
-    assert results.stored_size(document) <= defaults.DEFAULT_MAX_RESULT_BYTES
+    assert truncation.stored_size(document) <= defaults.DEFAULT_MAX_RESULT_BYTES
     truncated = document["truncated"]
     assert truncated["log.code"]["bytes"] > 60_000_000 and truncated["log.behavior"]["bytes"] > 0
     assert "log.connections" not in truncated
     assert document["log"]["connections"] == log["connections"]  # small parts stay whole
     assert document["log"]["code"][0] == log["code"][0]  # each part keeps its beginning
     assert not any("bytes" in cut for path, cut in truncated.items() if path.startswith("summary."))
-    assert len(document["summary"]["exploits"]) == results.SUMMARY_ITEMS
-    assert document["error"].startswith("E" * results.SUMMARY_STRING) and truncated["error"]
+    assert len(document["summary"]["exploits"]) == truncation.SUMMARY_ITEMS
+    assert document["error"].startswith("E" * truncation.SUMMARY_STRING) and truncated["error"]
     assert (document["status"], document["url"], document["worker"]["name"]) == ("timeout", "http://a/", "w")
 
 
 def test_at_the_smallest_bound_summary_lists_keep_their_first_entries():
-    wide = "\U0001F600" * results.SUMMARY_STRING  # 12 bytes a character as JSON
-    refused = results.Capped()
+    wide = "\U0001F600" * truncation.SUMMARY_STRING  # 12 bytes a character as JSON
+    refused = truncation.Capped()
     for _ in range(200):
         refused.append({"address": "10.0.0.1", "port": 80, "reason": wide})
     log = {
@@ -145,7 +145,7 @@ def test_at_the_smallest_bound_summary_lists_keep_their_first_entries():
         "connections": [{"source": "about:blank", "destination": "http://" + wide, "method": "window open"}],
     }
     document = document_of(log, defaults.MIN_MAX_RESULT_BYTES, refused, error=wide)
-    assert results.stored_size(document) <= defaults.MIN_MAX_RESULT_BYTES
+    assert truncation.stored_size(document) <= defaults.MIN_MAX_RESULT_BYTES
     summary = document["summary"]
     for name in ("exploits", "locations", "refused"):
         assert summary[name] and list(summary[name][0])[0] in ("url", "address")  # cut short
@@ -156,13 +156,13 @@ def test_at_the_smallest_bound_summary_lists_keep_their_first_entries():
 
 def test_fit_keeps_the_beginning_that_fits():
     cut = Counter()
-    text = results.fit("é" * 1000, 200, cut)
+    text = truncation.fit("é" * 1000, 200, cut)
     assert text.startswith("é") and text.endswith("characters cut]") and len(json.dumps(text)) <= 200
     assert cut["characters"] == 1000 - text.index(".")
     cut = Counter()
-    assert results.fit(list(range(1000)), 20, cut) == [0, 1, 2, 3, 4, 5]
+    assert truncation.fit(list(range(1000)), 20, cut) == [0, 1, 2, 3, 4, 5]
     assert cut == {"entries": 994}
-    assert results.fit({"a": 1}, 100, Counter()) == {"a": 1}
+    assert truncation.fit({"a": 1}, 100, Counter()) == {"a": 1}
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from types import FrameType, ModuleType
 from typing import Any
 
-from thugrq import results
+from thugrq import results, truncation
 from thugrq.context import AnalysisContext
 from thugrq.deadline import Deadline
 from thugrq.limits import MEMORY_REASON, Downloads, limited_downloads
@@ -81,7 +81,7 @@ def analyze(
     started = _now()
     previous_cwd = os.getcwd()
     timed_out = f"analysis exceeded {checked.timeout} s"
-    refused, blocked = results.Capped(), results.Capped()  # a page may add to them without end
+    refused, blocked = truncation.Capped(), truncation.Capped()  # a page may add to them without end
     downloads = Downloads(checked.max_response_bytes, checked.max_download_bytes)
     guard = Guard(context.policy, refused)
 

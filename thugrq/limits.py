@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 import requests
 
-from thugrq import results
+from thugrq import truncation
 from thugrq.defaults import MIB
 
 #: Bytes read from a response body at a time.
@@ -49,7 +49,7 @@ class Downloads:
         self.per_response = per_response
         self.total = total
         self.received = 0
-        self.limited = results.Capped()  # every fetch after the total is reached lands here
+        self.limited = truncation.Capped()  # every fetch after the total is reached lands here
 
     def read(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
         """Read the body of `response` (a requests response hook), or raise FetchLimited."""

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from thugrq.results import Capped
+from thugrq.truncation import Capped
 
 #: Audit events that change the file system, and which of their arguments are paths.
 MUTATING_EVENTS: dict[str, tuple[int, ...]] = {
