@@ -131,10 +131,8 @@ def enqueue(
         if generic or not targets:
             targets.append(config.GENERIC_QUEUE)
         personalities = list(PERSONALITIES) if all_useragents else list(useragents)
-        base = options_from(thug)
-        variants = [options_from(thug, ua) for ua in personalities]  # checks each name
-        plan = submit.Plan(  # checks everything before connecting
-            urls, targets, base, [v.useragent for v in variants], result_ttl=result_ttl,
+        plan = submit.Plan(  # checks everything, personalities included, before connecting
+            urls, targets, options_from(thug), personalities, result_ttl=result_ttl,
             job_timeout=job_timeout, at_front=at_front, dedupe=dedupe, retries=retries,
         )
         connection = target.connect()
