@@ -39,9 +39,11 @@ TIMEOUT_MS = 30_000
 
 
 @pytest.fixture(autouse=True)
-def workers_may_analyse_the_test_site(env):
-    """The test site is on 127.0.0.1, which workers refuse unless allowed."""
-    env.setdefault("THUGRQ_ALLOW_PRIVATE_TARGETS", "127.0.0.1/32")
+def workers_may_analyse_the_test_site_only(env):
+    """The test site is on 127.0.0.1, which workers refuse unless allowed: these workers may
+    reach it and no other private address (`env` alone allows them all)."""
+    env["THUGRQ_ALLOW_PRIVATE_TARGETS"] = "127.0.0.1/32"
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:

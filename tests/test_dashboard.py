@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import urllib.error
 import urllib.request
 
@@ -12,7 +11,6 @@ import pytest
 import rq
 import rq_dashboard.web
 
-from tests.conftest import BIN
 from thugrq import dashboard as thugrq_dashboard
 
 # Straight to 127.0.0.1, whatever proxy the environment names.
@@ -20,9 +18,11 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @pytest.fixture(autouse=True)
-def workers_may_analyse_the_test_site(env):
-    """The test site is on 127.0.0.1, which workers refuse unless allowed."""
-    env.setdefault("THUGRQ_ALLOW_PRIVATE_TARGETS", "127.0.0.1/32")
+def workers_may_analyse_the_test_site_only(env):
+    """The test site is on 127.0.0.1, which workers refuse unless allowed: these workers may
+    reach it and no other private address (`env` alone allows them all)."""
+    env["THUGRQ_ALLOW_PRIVATE_TARGETS"] = "127.0.0.1/32"
+
 
 def get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, bytes]:
     request = urllib.request.Request(url)
@@ -123,20 +123,6 @@ def test_credentials_can_come_from_the_environment(dashboard, env):
     assert get(base + "0/data/queues.json", auth=("a", "b"))[0] == 200
 
 
-@pytest.mark.parametrize("address", ["0.0.0.0", "::", "192.0.2.1"])
-def test_a_non_loopback_bind_without_credentials_is_refused(thugrq, address):
-    refused = thugrq("dashboard", "--bind", address, "--port", "9")
-    assert refused.returncode != 0
-    assert f"refusing to serve the dashboard on {address} without credentials" in refused.stderr
-    assert len(refused.stderr.strip().splitlines()) == 1
-
-
-def test_a_username_without_a_password_is_refused(thugrq):
-    refused = thugrq("dashboard", "--username", "analyst", "--port", "9")
-    assert refused.returncode != 0
-    assert "give both --username and --password" in refused.stderr
-
-
 def test_a_port_in_use_is_a_one_line_error(thugrq, dashboard):
     port = dashboard().rsplit(":", 1)[1].strip("/")
     refused = thugrq("dashboard", "--port", port)
@@ -158,16 +144,3 @@ def test_the_dashboard_listens_on_ipv6_loopback(dashboard):
     base = dashboard("--bind", "::1")
     assert base.startswith("http://[::1]:")
     assert get(base + "0/data/queues.json")[0] == 200
-
-
-def test_an_unreachable_redis_is_a_one_line_error(thugrq, env):
-    refused = thugrq("dashboard", env={**env, "THUGRQ_REDIS_URL": "redis://127.0.0.1:9/0"})
-    assert refused.returncode != 0
-    assert "cannot reach Redis at redis://127.0.0.1:9/0" in refused.stderr
-
-
-def test_dashboard_help_documents_the_bind_refusal():
-    shown = subprocess.run(
-        [str(BIN / "thugrq"), "dashboard", "--help"], capture_output=True, text=True, timeout=60
-    )
-    assert "refuses" in shown.stdout and "--username" in shown.stdout

@@ -11,7 +11,6 @@ from rq.serializers import JSONSerializer
 from tests.conftest import wait_for
 from thugrq import fleet
 from thugrq.job import ThugrqJob
-from thugrq.queue import ThugrqQueue
 
 
 @pytest.fixture
@@ -106,18 +105,6 @@ def test_require_country_exits_non_zero_naming_the_failed_step(cymru, burst_work
     ran = burst_worker("--require-country")
     assert ran.returncode != 0
     assert "public address" in ran.stderr
-
-
-def test_unknown_country_is_refused_and_nothing_enqueued(thugrq, connection):
-    refused = thugrq("enqueue", "--country", "Narnia", "http://x.test/")
-    assert refused.returncode != 0 and "unknown country 'Narnia'" in refused.stderr
-    assert ThugrqQueue.all(connection=connection) == []
-
-
-def test_enqueue_warns_for_a_country_with_no_live_worker(thugrq):
-    enqueued = thugrq("enqueue", "--country", "BR", "http://x.test/")
-    assert enqueued.returncode == 0
-    assert "no live worker serves BR" in enqueued.stderr
 
 
 def test_countries_marks_waiting_jobs_without_workers(thugrq, background_worker):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from rq.serializers import JSONSerializer
 
 from thugrq.job import ThugrqJob
@@ -31,31 +30,10 @@ def test_fan_out_is_urls_x_queues_x_personalities_in_one_transaction(thugrq, con
     assert connection.info("commandstats")["cmdstat_exec"]["calls"] == 1
 
 
-def test_one_invalid_line_among_a_thousand_is_named_and_nothing_enqueued(thugrq, connection, tmp_path):
-    lines = [f"http://host{n}.test/page" for n in range(1000)]
-    lines.insert(616, "htp://typo.test/")
-    urls = tmp_path / "urls.txt"
-    urls.write_text("\n".join(lines) + "\n")
-    refused = thugrq("enqueue", "--url-file", str(urls), "--country", "IT")
-    assert refused.returncode != 0
-    assert f"{urls} line 617: invalid URL 'htp://typo.test/'" in refused.stderr
-    assert queued(connection) == {}
-
-
 def test_urls_come_from_stdin_with_a_dash(thugrq, env, connection):
     enqueued = thugrq("enqueue", "-f", "-", input="http://a.test/\nhttp://b.test/\n")
     assert enqueued.returncode == 0, enqueued.stderr
     assert queued(connection) == {"generic": 2}
-
-
-def test_country_file_adds_queues_and_names_bad_lines(thugrq, connection, tmp_path):
-    countries = tmp_path / "countries.txt"
-    countries.write_text("it\n# comment\nGermany\n")
-    thugrq("enqueue", "http://a.test/", "--country-file", str(countries), check=True)
-    assert queued(connection) == {"IT": 1, "DE": 1}
-    countries.write_text("it\nAtlantis\n")
-    refused = thugrq("enqueue", "http://a.test/", "--country-file", str(countries))
-    assert refused.returncode != 0 and "line 2: unknown country 'Atlantis'" in refused.stderr
 
 
 def test_json_lines_describe_each_job_and_its_group(thugrq):
@@ -78,24 +56,6 @@ def test_options_travel_with_the_job(thugrq, connection):
     assert options["events"] == ["click", "mouseover"]
     assert (options["delay"], options["no_javaplugin"], options["shockwave"]) == (500, True, "11.0.1.152")
     assert options["cert_logging"] is False and options["code_logging"] is True
-
-
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--proxy", "ftp://127.0.0.1:21"], "invalid proxy"),
-        (["--proxy", "socks5://nohost"], "invalid proxy"),
-        (["--events", "click,<script>"], "invalid events"),
-        (["--shockwave", "11; rm -rf /"], "invalid shockwave"),
-        (["--delay", "-1"], "--delay"),
-        (["--job-timeout", "30", "--timeout", "60"], "must be longer than the analysis timeout"),
-        (["--useragent", "win7ie90", "--useragent", "nosuch"], "invalid useragent 'nosuch'"),
-    ],
-)
-def test_bad_option_values_are_refused_before_enqueueing(thugrq, connection, args, message):
-    refused = thugrq("enqueue", "http://a.test/", *args)
-    assert refused.returncode != 0 and message in refused.stderr
-    assert queued(connection) == {}
 
 
 def test_dedupe_returns_the_existing_job_within_the_window(thugrq, connection):
@@ -221,7 +181,3 @@ def test_export_names_jobs_without_a_result_and_exits_non_zero(thugrq, tmp_path)
     job_id = thugrq("enqueue", "http://a.test/", check=True).stdout.strip()
     exported = thugrq("export", job_id, "-o", str(tmp_path))
     assert exported.returncode == 1 and "the job is queued" in exported.stderr
-
-
-def test_wait_needs_ids_or_a_group(thugrq):
-    assert thugrq("wait").returncode == 2
