@@ -51,7 +51,7 @@ from thugrq import config
 from thugrq import dashboard_guard as guard
 from thugrq.exceptions import ConfigError
 from thugrq.job import ThugrqJob
-from thugrq.queue import ThugrqQueue
+from thugrq.queue import ThugrqQueue, thugrq_classes
 
 DEFAULT_BIND = "127.0.0.1"
 REALM = "thugrq dashboard"
@@ -98,10 +98,8 @@ class DashboardWorker(Worker):
         serializer: Any = None,
     ) -> Worker | None:
         # `Worker.all` comes here for each worker; RQ would default the serializer to pickle.
-        return super().find_by_key(
-            worker_key, connection, job_class=job_class, queue_class=queue_class,
-            serializer=serializer or JSONSerializer,
-        )
+        classes = {"job_class": job_class, "queue_class": queue_class, "serializer": serializer}
+        return super().find_by_key(worker_key, connection, **thugrq_classes(classes, *classes))
 
 
 def install_adapters() -> None:

@@ -29,17 +29,22 @@ from thugrq.options import Options
 PUSH_CHUNK = 10_000
 
 
+def thugrq_classes(kwargs: dict[str, Any], *names: str) -> dict[str, Any]:
+    """`kwargs` for an RQ queue or worker, with thugrq's JSON serializer (never pickle) and its
+    job and queue classes wherever the `names` given are missing or None: RQ passes None when it
+    rebuilds queues and workers (`Queue.all`, `Worker.all`), and would then fall back to pickle
+    and to jobs that run any function they name."""
+    classes = {"serializer": JSONSerializer, "job_class": ThugrqJob, "queue_class": ThugrqQueue}
+    return {**kwargs, **{name: classes[name] for name in names if kwargs.get(name) is None}}
+
+
 class ThugrqQueue(Queue):
     """A queue of thugrq jobs: JSON-serialized ThugrqJobs."""
 
     job_class = ThugrqJob
 
     def __init__(self, name: str = config.GENERIC_QUEUE, **kwargs: Any) -> None:
-        # RQ passes these as None when it rebuilds queues (Queue.all): None is not a choice.
-        for key, value in (("serializer", JSONSerializer), ("job_class", ThugrqJob)):
-            if kwargs.get(key) is None:
-                kwargs[key] = value
-        super().__init__(name, **kwargs)
+        super().__init__(name, **thugrq_classes(kwargs, "serializer", "job_class"))
 
     def add_jobs(
         self, pipeline: Pipeline, urls: list[str], options: Options, spec: JobSpec, *, group_id: str

@@ -25,7 +25,6 @@ from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.registry import clean_registries
 from rq.scheduler import RQScheduler
-from rq.serializers import JSONSerializer
 from rq.utils import now
 
 from thugrq import analysis, config, fleet, quarantine
@@ -42,7 +41,7 @@ from thugrq.defaults import (
 from thugrq.exceptions import InvalidInput, RefusedJob
 from thugrq.job import ThugrqJob, exception_line
 from thugrq.limits import MEMORY_REASON, MemoryBound
-from thugrq.queue import ThugrqQueue
+from thugrq.queue import ThugrqQueue, thugrq_classes
 from thugrq.targets import Policy
 
 log = logging.getLogger("thugrq.worker")
@@ -120,12 +119,7 @@ class ThugrqWorker(Worker):
         context: AnalysisContext | None = None,
         **kwargs: Any,
     ) -> None:
-        # RQ passes these as None when it rebuilds workers (Worker.all): None is not a choice.
-        for name, value in (
-            ("serializer", JSONSerializer), ("job_class", ThugrqJob), ("queue_class", ThugrqQueue)
-        ):
-            if kwargs.get(name) is None:
-                kwargs[name] = value
+        kwargs = thugrq_classes(kwargs, "serializer", "job_class", "queue_class")
         kwargs.setdefault("worker_ttl", WORKER_TTL)
         kwargs.setdefault("job_monitoring_interval", JOB_MONITORING_INTERVAL)
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
