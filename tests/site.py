@@ -3,7 +3,8 @@
 Each page exercises one thing Thug must report: an ActiveX exploit, a redirect chain, an
 obfuscated script, a binary download, a slow response, a huge page; and one thing a dashboard
 must not do: run the markup of an analysed page. The server records every request path so tests
-can tell what was (or was not) fetched.
+can tell what was (or was not) fetched, and who fetched what (`visits`): on the namespace lab
+(tests/netns.py) the client address says which host, hence which country, ran an analysis.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 ACTIVEX = b"""<html><body><script>
@@ -100,17 +102,27 @@ PAGES: dict[str, tuple[str, bytes]] = {
 REDIRECTS = {"/chain/start": "/chain/meta"}
 
 
+class Visit(NamedTuple):
+    """One request: the client's address, and the path with its query string."""
+
+    client: str
+    target: str
+
+
 class Site:
-    """A running test site; `url(path)` builds addresses, `requests` lists paths served."""
+    """A running test site; `url(path)` builds addresses, `requests` lists paths served and
+    `visits` each request's client and target."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.requests: list[str] = []
+        self.visits: list[Visit] = []
         site = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 parts = urlsplit(self.path)
                 site.requests.append(parts.path)
+                site.visits.append(Visit(self.client_address[0], self.path))
                 if parts.path == "/cloak":
                     # Exploit kits serve the exploit only to the browsers it works on.
                     target = "/activex" if "MSIE 6.0" in self.headers.get("User-Agent", "") else "/chain/final"
