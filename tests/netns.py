@@ -17,21 +17,18 @@ prefix opens. Needs root and iproute2 (`ip netns`); `unavailable()` says why a l
 from __future__ import annotations
 
 import atexit
-import fcntl
 import ipaddress
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
-from typing import IO
 
 LAB = ipaddress.IPv4Network("198.18.0.0/15")
 #: The bridge's own address: where Redis, the site and the DNS stand-in listen.
@@ -157,7 +154,7 @@ class Lab:
             name: Host(f"{prefix}-{name}", ipaddress.IPv4Interface(cidr))
             for name, cidr in hosts.items()
         }
-        self.lock: IO[str] | None = None
+        self.lock: socket.socket | None = None
         self.saved_sigterm: signal.Handlers | None = None
         for host in self.hosts.values():
             if len(host.link) > IFNAMSIZ:
@@ -201,11 +198,13 @@ class Lab:
                 self.lock = None
 
     def _lock(self) -> None:
-        """One lab per prefix at a time: a second one would wipe the first's hosts on opening."""
-        self.lock = open(Path(tempfile.gettempdir()) / f"{self.prefix}-netns.lock", "w")
+        """One lab per prefix at a time: a second one would wipe the first's hosts on opening.
+        The lock is an abstract Unix socket: the kernel frees it when its process dies, and it
+        leaves no file behind."""
+        self.lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
+            self.lock.bind(f"\0thugrq-netns-lab-{self.prefix}")
+        except OSError as error:
             self.lock.close()
             self.lock = None
             raise LabError(f"another run uses the {self.prefix} network namespaces") from error

@@ -80,3 +80,10 @@ def test_a_lab_refuses_a_range_already_routed_here(holder):
         with netns.Lab("thugrqy", {"b": "198.18.5.2/24"}):
             pass
     assert netns.leftovers("thugrqy") == []
+
+
+def test_a_second_lab_of_the_same_prefix_is_refused_and_leaves_the_first_alone(holder):
+    with pytest.raises(netns.LabError, match="another run"):
+        with netns.Lab(PREFIX, HOSTS):
+            pass
+    assert sorted(netns.leftovers(PREFIX)) == BUILT
