@@ -46,7 +46,9 @@ def test_the_context_policy_and_identity_rule_over_the_environment(own_site, mon
     context = AnalysisContext(identity=IDENTITY, policy=Policy())
     document = analyse_forked(own_site.url("/chain/final"), context)
     assert document["status"] == "refused" and "loopback" in document["error"]
-    assert document["worker"] == {"name": "IT.test.1", "country": "IT", "asn": 64496}
+    assert document["worker"] == {
+        "name": "IT.test.1", "country": "IT", "asn": 64496, "location": None,
+    }
     assert own_site.requests == []
 
 
@@ -63,7 +65,9 @@ def test_without_a_context_a_script_gets_the_environments(own_site, monkeypatch)
     monkeypatch.delenv(ALLOW_VARIABLE, raising=False)
     document = analyse_forked(own_site.url("/chain/final"), None)
     assert document["status"] == "refused"
-    assert document["worker"] == {"name": None, "country": None, "asn": None}
+    assert document["worker"] == {
+        "name": None, "country": None, "asn": None, "location": None,
+    }
 
 
 def test_default_context_reads_the_environment_and_is_frozen(monkeypatch):

@@ -17,12 +17,26 @@ from thugrq.targets import Policy
 
 
 @dataclass(frozen=True)
+class Whereabouts:
+    """Where the worker's last location check placed it, and when (UTC, ISO 8601): what a
+    result says it was analysed from. All but `checked` are None when that check failed."""
+
+    address: str | None
+    country: str | None
+    asn: int | None
+    as_name: str | None
+    checked: str
+
+
+@dataclass(frozen=True)
 class Identity:
-    """Who runs an analysis, as the result document's `worker` records it."""
+    """Who runs an analysis, as the result document's `worker` records it; `location` is None
+    when the worker was told its country (or queues) rather than finding it."""
 
     name: str | None = None
     country: str | None = None
     asn: int | None = None
+    location: Whereabouts | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from thugrq.config import GENERIC_QUEUE
 from thugrq.queue import ThugrqQueue
@@ -77,6 +78,19 @@ def touch(connection: redis.Redis, name: str, ttl: int) -> None:
     key = RECORD_PREFIX + name
     connection.hset(key, "last_seen", json.dumps(now()))
     connection.expire(key, ttl)
+
+
+def relocate(
+    connection: redis.Redis | Pipeline,
+    name: str,
+    country: str | None,
+    asn: int | None,
+    as_name: str | None,
+    queues: list[str],
+) -> None:
+    """Record where a worker now stands and the queues it now serves (thugrq.location)."""
+    fields = {"country": country, "asn": asn, "as_name": as_name, "queues": queues}
+    connection.hset(RECORD_PREFIX + name, mapping={k: json.dumps(v) for k, v in fields.items()})
 
 
 def unregister(connection: redis.Redis, name: str) -> None:

@@ -13,25 +13,20 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import logging
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import dns.exception
 import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
-from thugrq.config import GENERIC_QUEUE
 from thugrq.countries import country_code
 from thugrq.exceptions import GeoError
 
 DNS_VARIABLE = "THUGRQ_DNS"
 DNS_TIMEOUT_VARIABLE = "THUGRQ_DNS_TIMEOUT"
 DEFAULT_TIMEOUT = 2.0
-
-log = logging.getLogger("thugrq.geo")
 
 
 @dataclass(frozen=True)
@@ -210,29 +205,3 @@ def locate(address: str | None = None) -> Location:
     asn, prefix, country, registry = origin(address)
     return Location(address, country, asn, prefix, registry, as_name(asn))
 
-
-def worker_location(
-    country: str | None, public_ip: str | None, require_country: bool
-) -> dict[str, Any]:
-    """Country (and ASN, AS name) of a worker on this host: given, or looked up through DNS.
-
-    A failed lookup is a loud warning (the worker then serves `generic` only), or with
-    `require_country` the GeoError, which names the step that failed.
-    """
-    if country:
-        return {"country": country_code(country), "asn": None, "as_name": None}
-    try:
-        location = locate(public_ip)
-    except GeoError as error:
-        if require_country:
-            raise
-        log.warning(
-            "cannot find this host's country (%s): serving %s only; "
-            "use --country CC to set it", error, GENERIC_QUEUE,
-        )
-        return {"country": None, "asn": None, "as_name": None}
-    log.info(
-        "this host is %s in %s (AS%s %s)",
-        location.address, location.country, location.asn, location.as_name or "",
-    )
-    return {"country": location.country, "asn": location.asn, "as_name": location.as_name}

@@ -20,9 +20,10 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from thugrq import analysis, jobhash
+from thugrq.config import GENERIC_QUEUE
 from thugrq.context import AnalysisContext
 from thugrq.exceptions import RefusedJob, UnknownJob
-from thugrq.results import STATUS_COMPLETED
+from thugrq.results import STATUS_COMPLETED, analysed_from
 
 #: Where the reason goes when a job hash cannot be read at all (see thugrq.queue).
 REFUSAL_FIELD = "thugrq_refusal"
@@ -188,16 +189,25 @@ class Outcome:
     final_url: str | None
     exploits: int
     samples: int
+    #: The country the analysis was made from (see results.analysed_from), once finished.
+    analysed_from: str | None = None
     summary: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
         return self.status == STATUS_COMPLETED
 
+    @property
+    def misplaced(self) -> bool:
+        """A country job analysed from another country, or from nowhere verified: the promise
+        that a job on queue IT is analysed from Italy was not kept."""
+        country_job = self.queue not in (None, GENERIC_QUEUE)
+        return self.summary is not None and country_job and self.analysed_from != self.queue
+
     def to_dict(self) -> dict[str, Any]:
         row = dataclasses.asdict(self)
         del row["summary"]
-        return row
+        return {**row, "misplaced": self.misplaced}
 
 
 def outcome(connection: redis.Redis, job_id: str) -> Outcome:
@@ -214,6 +224,7 @@ def outcome(connection: redis.Redis, job_id: str) -> Outcome:
         final_url=summary.get("final_url"),
         exploits=len(summary.get("exploits") or []),
         samples=len(summary.get("samples") or []),
+        analysed_from=analysed_from(document) if document else None,
         summary=summary or None,
     )
 

@@ -174,6 +174,25 @@ def _list(log: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return [entry for entry in log.get(key) or [] if isinstance(entry, dict)]
 
 
+def analysed_from(document: dict[str, Any]) -> str | None:
+    """The country an analysis was made from: its worker's verified location's, else the
+    country the worker was told (None: unknown)."""
+    worker = document.get("worker") or {}
+    where = worker.get("location")
+    return where.get("country") if isinstance(where, dict) else worker.get("country")
+
+
+def _whereabouts(worker: dict[str, Any]) -> str:
+    """The location verified for an analysis, on one line."""
+    where = worker.get("location")
+    if not isinstance(where, dict):
+        return "not verified (the worker was told its country or queues)"
+    if not where.get("country"):
+        return f"unknown: the location lookup of {where.get('checked')} failed"
+    network = f"AS{where.get('asn')} {where.get('as_name') or ''}".rstrip()
+    return f"{where.get('address')} in {where['country']}, {network}, checked {where.get('checked')}"
+
+
 def format_summary(document: dict[str, Any]) -> str:
     """The human view of a result document, as `thugrq result` prints it."""
     summary = document.get("summary") or {}
@@ -187,6 +206,7 @@ def format_summary(document: dict[str, Any]) -> str:
         f"Analysed     {document.get('started')} ({document.get('duration')} s) by "
         f"{worker.get('name') or '?'} ({worker.get('country') or 'no country'}), "
         f"as {(document.get('options') or {}).get('useragent')}",
+        f"From         {_whereabouts(worker)}",
         f"Final URL    {summary.get('final_url')}",
     ]
     chain = summary.get("redirect_chain") or []

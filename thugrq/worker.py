@@ -27,8 +27,8 @@ from rq.registry import clean_registries
 from rq.scheduler import RQScheduler
 from rq.utils import now
 
-from thugrq import analysis, config, fleet, quarantine
-from thugrq.context import AnalysisContext, Identity
+from thugrq import analysis, config, fleet, location, quarantine
+from thugrq.context import AnalysisContext
 from thugrq.defaults import (
     HEARTBEAT_GRACE,
     JOB_MONITORING_INTERVAL,
@@ -98,7 +98,9 @@ class ThugrqWorker(Worker):
     own, retries only
     crashes, re-queues the job it drops on a cold shutdown, and records the result of an
     analysis stuck in JavaScript (see thugrq.deadline). Each analysis gets the worker's
-    `context` (thugrq.context); a worker built without one gives the environment's.
+    `context` (thugrq.context; a worker built without one gives the environment's), with the
+    identity and location its `keeper` gives; a worker that located itself keeps its location
+    true between jobs (thugrq.location).
     """
 
     queue_class = ThugrqQueue
@@ -115,17 +117,23 @@ class ThugrqWorker(Worker):
         self,
         queues: list[str],
         *args: Any,
-        location: dict[str, Any] | None = None,
+        keeper: location.Keeper | None = None,
         context: AnalysisContext | None = None,
         **kwargs: Any,
     ) -> None:
+        # Set before RQ's __init__, which reads dequeue_timeout.
+        self.keeper = keeper or location.Keeper.given(None)
         kwargs = thugrq_classes(kwargs, "serializer", "job_class", "queue_class")
         kwargs.setdefault("worker_ttl", WORKER_TTL)
         kwargs.setdefault("job_monitoring_interval", JOB_MONITORING_INTERVAL)
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
         super().__init__(queues, *args, **kwargs)
-        self.location = location or {}
         self.context = context
+
+    @property
+    def dequeue_timeout(self) -> int:
+        # An idle worker wakes from its blocking dequeue in time to re-check its location.
+        return self.keeper.wait_limit(super().dequeue_timeout)
 
     @property
     def scheduler(self) -> RQScheduler | None:
@@ -181,6 +189,9 @@ class ThugrqWorker(Worker):
 
     @_records_crash
     def execute_job(self, job: Job, queue: Queue) -> None:
+        if not self.keeper.may_start(queue.name):
+            location.put_back(job, queue, self.keeper.country)
+            return
         super().execute_job(job, queue)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
@@ -200,9 +211,10 @@ class ThugrqWorker(Worker):
             self._finalize_success(job, queue, execution, document)
             os._exit(0)
 
-        context = self.context or AnalysisContext(identity=Identity(name=self.name))
+        context = self.context or AnalysisContext()
         assert isinstance(job, ThugrqJob)
-        job.context = replace(context, on_overrun=overrun)  # this process is the horse
+        identity = self.keeper.identity(self.name)  # where the worker stands as the job starts
+        job.context = replace(context, identity=identity, on_overrun=overrun)  # in the horse
         return super().perform_job(job, queue, execution)
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
@@ -253,9 +265,9 @@ class ThugrqWorker(Worker):
             self.connection,
             fleet.WorkerRecord(
                 name=self.name,
-                country=self.location.get("country"),
-                asn=self.location.get("asn"),
-                as_name=self.location.get("as_name"),
+                country=self.keeper.country,
+                asn=self.keeper.asn,
+                as_name=self.keeper.as_name,
                 thug=analysis.thug_versions()["version"],
                 queues=self.queue_names(),
                 started=fleet.now(),
@@ -266,6 +278,8 @@ class ThugrqWorker(Worker):
 
     @_records_crash
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if timeout is None and pipeline is None and not self.horse_pid:  # idle, between jobs
+            location.keep(self, self.keeper)
         super().heartbeat(timeout, pipeline=pipeline)
         fleet.touch(self.connection, self.name, timeout or self.worker_ttl + 60)
 
@@ -294,7 +308,7 @@ def default_name(country: str | None) -> str:
 def run(
     queues: list[str],
     *,
-    location: dict[str, Any],
+    keeper: location.Keeper,
     policy: Policy,
     max_result_bytes: int,
     redis_url: str | None = None,
@@ -305,15 +319,9 @@ def run(
     """Serve `queues` in order of priority; returns whether any job was processed."""
     connection = config.connect(redis_url)
     versions = analysis.thug_versions()  # imports Thug here, once, before any horse is forked
-    name = name or default_name(location.get("country"))
-    context = AnalysisContext(
-        identity=Identity(name, location.get("country"), location.get("asn")),
-        policy=policy,
-        max_result_bytes=max_result_bytes,
-    )
-    worker = ThugrqWorker(
-        queues, connection=connection, name=name, location=location, context=context
-    )
+    name = name or default_name(keeper.country)
+    context = AnalysisContext(policy=policy, max_result_bytes=max_result_bytes)
+    worker = ThugrqWorker(queues, connection=connection, name=name, keeper=keeper, context=context)
     worker.memory = MemoryBound(max_memory) if max_memory else None
     log.info(
         "thugrq worker %s: Thug %s (%s %s), queues %s",

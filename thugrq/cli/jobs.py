@@ -90,6 +90,8 @@ def group_command(target: RedisTarget, group_id: str, output: Output) -> None:
 
     The comparison names each URL whose final URL, redirect chain, exploits or samples
     differ between countries or personalities, and who saw what: the mark of cloaking.
+    A country job analysed from another country (or from no verified one) is flagged
+    MISPLACED.
     """
     connection = target.connect()
     outcomes = [job.outcome(connection, job_id) for job_id in _job_ids(connection, (), group_id)]
@@ -98,6 +100,7 @@ def group_command(target: RedisTarget, group_id: str, output: Output) -> None:
         "group": group_id,
         "jobs": [o.to_dict() for o in outcomes],
         "differences": [d.to_dict() for d in differences],
+        "misplaced": [o.id for o in outcomes if o.misplaced],
     }
     output.document(compared, lambda _: _print_comparison(outcomes, differences))
 
@@ -106,6 +109,11 @@ def _print_comparison(outcomes: list[job.Outcome], differences: list[Any]) -> No
     _print_outcomes(outcomes)
     finished = sum(o.summary is not None for o in outcomes)
     click.echo(f"\n{finished} of {len(outcomes)} analyses finished.")
+    for row in (o for o in outcomes if o.misplaced):
+        click.echo(
+            f"MISPLACED {row.id}: queue {row.queue}, analysed from "
+            f"{row.analysed_from or 'no verified country'}"
+        )
     if not differences:
         click.echo("No differences between the finished analyses of each URL.")
     for difference in differences:

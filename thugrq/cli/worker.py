@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from thugrq import config, fleet, geo, worker
+from thugrq import config, fleet, location, worker
 from thugrq.cli.helpers import CONTEXT, NO_COUNTRY, Failure, failures
 from thugrq.countries import country_code, queue_name
 from thugrq.defaults import DEFAULT_MAX_MEMORY, DEFAULT_MAX_RESULT_BYTES, MIB, MIN_MAX_RESULT_BYTES
@@ -44,6 +44,16 @@ from thugrq.worker import WorkerCrashed
     metavar="ADDRESS",
     help="This host's public address, instead of asking DNS for it (the country is still "
     "looked up).",
+)
+@click.option(
+    "--recheck",
+    type=click.IntRange(min=1),
+    default=location.DEFAULT_RECHECK,
+    show_default=True,
+    metavar="SECONDS",
+    help="Look this host's location up again this often, and before a country job when the "
+    "last check is older: a changed country switches the queues served, a failed lookup leaves "
+    "generic only until one succeeds. Not with --country or --queue, which are kept.",
 )
 @click.option(
     "--allow-private-targets",
@@ -85,6 +95,7 @@ def main(
     country: str | None,
     require_country: bool,
     public_ip: str | None,
+    recheck: int,
     allow_private: str | None,
     max_result_bytes: str | None,
     max_memory: int,
@@ -96,7 +107,8 @@ def main(
 
     By default the worker finds its public address and country through DNS (Team Cymru's
     IP-to-ASN service; THUGRQ_DNS=host:port sends every query to one server) and serves its
-    country's queue first, then `generic`.
+    country's queue first, then `generic`; it checks its location again every --recheck
+    seconds, and serves the new country's queue when it has moved.
 
     Each job runs in a fresh forked process; Thug is imported once, before the first job.
     Only `thugrq.analysis.analyze` jobs are run: anything else ends failed as refused.
@@ -112,13 +124,13 @@ def main(
         result_bound = config.max_result_bytes(max_result_bytes)
         if queues:
             names = list(dict.fromkeys(queue_name(q) for q in queues))
-            location = {"country": country_code(country) if country else None}
+            keeper = location.Keeper.given(country_code(country) if country else None)
         else:
-            location = geo.worker_location(country, public_ip, require_country)
-            names = fleet.queues_for(location["country"])
+            keeper = location.for_worker(country, public_ip, require_country, recheck)
+            names = fleet.queues_for(keeper.country)
         try:
             worker.run(
-                names, location=location, policy=policy, redis_url=redis_url, burst=burst,
+                names, keeper=keeper, policy=policy, redis_url=redis_url, burst=burst,
                 name=name, max_result_bytes=result_bound, max_memory=max_memory * MIB,
             )
         except ImportError as error:
