@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any
 
 from redis.exceptions import ResponseError
-from rq import Queue, Worker, worker_registration
+from rq import Queue, worker_registration
 from rq.exceptions import StopRequested
 from rq.executions import Execution
 from rq.job import Job, JobStatus
@@ -39,6 +39,7 @@ from thugrq.defaults import (
     WORKER_TTL,
 )
 from thugrq.exceptions import InvalidInput, RefusedJob
+from thugrq.fencing import FencingWorker
 from thugrq.job import ThugrqJob, exception_line
 from thugrq.limits import MEMORY_REASON, MemoryBound
 from thugrq.queue import ThugrqQueue, thugrq_classes
@@ -91,8 +92,9 @@ class ThugrqScheduler(RQScheduler):
         super().work()
 
 
-class ThugrqWorker(Worker):
-    """RQ's forking worker with thugrq's job and queue classes and the JSON serializer.
+class ThugrqWorker(FencingWorker):
+    """RQ's forking worker with thugrq's job and queue classes and the JSON serializer, whose
+    attempts are fenced (thugrq.fencing).
 
     Beyond RQ it keeps its fleet record alive, ties each horse's and its scheduler's life to its
     own, retries only
