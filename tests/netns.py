@@ -167,6 +167,15 @@ class Lab:
         """`argv` run inside the namespace of `host`."""
         return ["ip", "netns", "exec", self.hosts[host].link, *argv]
 
+    def pids(self, host: str) -> list[int]:
+        """Every process running inside the namespace of `host`."""
+        return [int(pid) for pid in ip("netns", "pids", self.hosts[host].link).split()]
+
+    def set_link(self, host: str, up: bool) -> None:
+        """Take the root-side end of `host`'s veth link down (a partition: the host reaches
+        nothing in the lab, and nothing reaches it) or bring it back up."""
+        ip("link", "set", self.hosts[host].link, "up" if up else "down")
+
     def __enter__(self) -> Lab:
         self._lock()
         try:

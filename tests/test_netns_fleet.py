@@ -13,14 +13,18 @@ import atexit
 import ipaddress
 import json
 import os
+import signal
 import subprocess
+import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
+from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
 
 from tests import netns
 from tests.conftest import BIN, stop_all, wait_for
@@ -43,6 +47,8 @@ COUNTRIES = {
 }
 QUEUES = ("IT", "US", "DE", "generic")
 URLS_PER_QUEUE = 12
+#: Every worker looks its location up again this often (thugrq-worker --recheck).
+RECHECK = 3
 #: Variables that could send a worker's traffic anywhere but the lab, or point it elsewhere.
 DROPPED = (
     "http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
@@ -52,13 +58,16 @@ DROPPED = (
 
 @dataclass(frozen=True)
 class Fleet:
-    """The running lab: its hosts, the services on its bridge, and the workers' logs."""
+    """The running lab: its hosts, the services on its bridge, the workers' logs, and each
+    host's running worker (a test that kills or stops one starts its successor)."""
 
     lab: netns.Lab
     redis_url: str
     site: Site
     dns: DnsStandIn
     logs: dict[str, Path]
+    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
 
     def said(self) -> str:
         """Every worker's log, for failure messages."""
@@ -118,7 +127,8 @@ def fleet_lab(
             dns.add_prefix(network, country, asn)
         logs = {host: logs_dir / f"{host}.log" for host in HOSTS}
         running = Fleet(lab, bridge_redis, site, dns, logs)
-        workers = [start_worker(running, host, logs_dir / host) for host in HOSTS]
+        for host in HOSTS:
+            start_worker(running, host)
         try:
             connection = redis.Redis.from_url(bridge_redis)
             try:
@@ -127,35 +137,72 @@ def fleet_lab(
                 pytest.fail(f"the workers did not all register:\n{running.said()}")
             yield running
         finally:
-            stop_all(workers)
+            stop_all(list(running.workers.values()))
 
 
-def start_worker(running: Fleet, host: str, home: Path) -> subprocess.Popen:
-    """`thugrq-worker` inside the namespace of `host`, told nothing of where it is."""
-    environment = {name: value for name, value in os.environ.items() if name not in DROPPED}
+def start_worker(running: Fleet, host: str) -> subprocess.Popen:
+    """`thugrq-worker` inside the namespace of `host`, told nothing of where it is, re-checking
+    its location every RECHECK seconds; named after its host (and how many came before it
+    there), so that results and fleet records say which host ran what."""
+    name = f"{host}.{int(running.names[host].split('.')[1]) + 1 if host in running.names else 0}"
+    environment = {key: value for key, value in os.environ.items() if key not in DROPPED}
     environment.update(
         THUGRQ_REDIS_URL=running.redis_url, THUGRQ_DNS=running.dns.address,
-        THUGRQ_DNS_TIMEOUT="2", THUGRQ_HOME=str(home),
+        THUGRQ_DNS_TIMEOUT="2", THUGRQ_HOME=str(running.logs[host].with_suffix("")),
     )
-    argv = [str(BIN / "thugrq-worker"), "--allow-private-targets", str(netns.LAB)]
-    with open(running.logs[host], "w") as log:
-        return subprocess.Popen(
+    argv = [
+        str(BIN / "thugrq-worker"), "--allow-private-targets", str(netns.LAB),
+        "--recheck", str(RECHECK), "--name", name,
+    ]
+    with open(running.logs[host], "a") as log:
+        process = subprocess.Popen(
             running.lab.command(host, argv), env=environment, stdout=log, stderr=subprocess.STDOUT,
         )
+    running.workers[host], running.names[host] = process, name
+    return process
 
 
-def enqueue(running: Fleet, queue: str) -> dict[str, str]:
-    """URLS_PER_QUEUE cheap pages on `queue`, each with its own query string: {job id: tag}."""
-    tags = [f"{queue}-{n}" for n in range(URLS_PER_QUEUE)]
-    urls = [running.site.url(f"/chain/final?job={tag}") for tag in tags]
+def enqueue(running: Fleet, queue: str, paths: list[str]) -> dict[str, str]:
+    """Each of `paths` (a page of the site, with a `job` tag in its query) on `queue`:
+    {job id: tag}."""
+    urls = [running.site.url(path) for path in paths]
     environment = {name: value for name, value in os.environ.items() if name not in DROPPED}
     environment["THUGRQ_REDIS_URL"] = running.redis_url
     ran = subprocess.run(
-        [str(BIN / "thugrq"), "enqueue", "--queue", queue, "--json", *urls],
+        [str(BIN / "thugrq"), "enqueue", "--queue", queue, "--timeout", "60", "--json", *urls],
         env=environment, capture_output=True, text=True, timeout=60, check=True,
     )
     jobs = [json.loads(line) for line in ran.stdout.splitlines()]
-    return {job["id"]: job["url"].rsplit("=", 1)[1] for job in jobs}
+    return {job["id"]: tag_of(job["url"]) for job in jobs}
+
+
+def tag_of(target: str) -> str | None:
+    """The `job` tag in a URL's or a request target's query string."""
+    return parse_qs(urlsplit(target).query).get("job", [None])[0]
+
+
+def fetched_by(site: Site) -> dict[str, list[str]]:
+    """{tag: the client address of each request for a tagged page}: where each job's analysis
+    ran, once per run, in the site's own log."""
+    clients: dict[str, list[str]] = defaultdict(list)
+    for visit in list(site.visits):
+        tag = tag_of(visit.target)
+        if tag:
+            clients[tag].append(visit.client)
+    return clients
+
+
+def finish(running: Fleet, jobs: dict[str, str], timeout: float = 100) -> None:
+    """Wait until every job of `jobs` is finished; fail with the workers' logs otherwise."""
+    states = wait(redis.Redis.from_url(running.redis_url), list(jobs), timeout=timeout)
+    unfinished = [(s.id, jobs[s.id], s.status, s.reason) for s in states if s.status != "finished"]
+    assert not unfinished, f"{unfinished}\n{running.said()}"
+
+
+def record(running: Fleet, host: str) -> fleet.WorkerRecord | None:
+    """The fleet record (`thugrq workers`) of the worker now running on `host`, if any."""
+    records = fleet.workers(redis.Redis.from_url(running.redis_url))
+    return next((r for r in records if r.name == running.names[host]), None)
 
 
 def test_each_host_finds_its_own_country_from_the_address_its_queries_come_from(fleet_lab):
@@ -168,22 +215,152 @@ def test_each_host_finds_its_own_country_from_the_address_its_queries_come_from(
 def test_country_jobs_are_fetched_only_from_their_country_and_each_job_once(fleet_lab):
     jobs: dict[str, str] = {}
     for queue in QUEUES:
-        jobs.update(enqueue(fleet_lab, queue))
+        tags = [f"{queue}-{n}" for n in range(URLS_PER_QUEUE)]
+        jobs.update(enqueue(fleet_lab, queue, [f"/chain/final?job={tag}" for tag in tags]))
     assert len(jobs) == len(QUEUES) * URLS_PER_QUEUE >= 40
     connection = redis.Redis.from_url(fleet_lab.redis_url)
-    states = wait(connection, list(jobs), timeout=100)
-    unfinished = [(s.id, s.status, s.reason) for s in states if s.status != "finished"]
-    assert not unfinished, f"{unfinished}\n{fleet_lab.said()}"
+    finish(fleet_lab, jobs)
 
-    fetched_by: dict[str, list[str]] = defaultdict(list)  # tag -> client of each request
-    for visit in fleet_lab.site.visits:
-        if visit.target.startswith("/chain/final?job="):
-            fetched_by[visit.target.rsplit("=", 1)[1]].append(visit.client)
-    assert set(fetched_by) == set(jobs.values())  # no page but the jobs' own was asked for
+    fetches = fetched_by(fleet_lab.site)
+    assert set(fetches) == set(jobs.values())  # no page but the jobs' own was asked for
     for job_id, tag in jobs.items():
-        queue, clients = tag.split("-")[0], fetched_by[tag]
+        queue, clients = tag.split("-")[0], fetches[tag]
         assert len(clients) == 1, f"{tag} ({job_id}) fetched by {clients}: not analysed once"
         assert len(fetch(connection, job_id).results()) == 1, f"{tag} ({job_id}): several results"
         assert clients[0] in ADDRESSES
         if queue != "generic":
             assert country_of(clients[0]) == queue, f"{tag} ran from {clients[0]}"
+
+
+def address_of(running: Fleet, client: str) -> str:
+    """The host whose address `client` is."""
+    return next(host for host, h in running.lab.hosts.items() if h.address == client)
+
+
+def kill_host(running: Fleet, host: str) -> float:
+    """SIGKILL every process of `host` (its worker, horse and scheduler: a host lost at once,
+    nothing released); when it happened (time.monotonic)."""
+    for pid in running.lab.pids(host):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    killed = time.monotonic()
+    running.workers[host].wait(timeout=10)
+    return killed
+
+
+def test_a_lost_italian_hosts_job_runs_again_on_the_other_within_a_minute(fleet_lab):
+    """Every process of the Italian host analysing a slow page is killed at once: the other
+    Italian host analyses it again within 60 s (never the US or German host), and the lost
+    host leaves `thugrq workers` within 60 s."""
+    jobs = enqueue(fleet_lab, "IT", ["/paced?seconds=6&job=lost"])
+    first = wait_for(lambda: fetched_by(fleet_lab.site).get("lost"), timeout=30)[0]
+    victim = address_of(fleet_lab, first)
+    lost_name = fleet_lab.names[victim]
+    time.sleep(1)  # mid-analysis: the page is in, its slow script still loading
+    killed = kill_host(fleet_lab, victim)
+    try:
+        rerun = wait_for(lambda: len(fetched_by(fleet_lab.site)["lost"]) > 1, timeout=90) and (
+            time.monotonic() - killed
+        )
+        gone = wait_for(lambda: record(fleet_lab, victim) is None, timeout=90) and (
+            time.monotonic() - killed
+        )
+        print(f"\nlost {victim}: its job analysed again {rerun:.1f} s, its record gone {gone:.1f} s after")
+        assert rerun < 60 and gone < 60
+        finish(fleet_lab, jobs)
+        clients = fetched_by(fleet_lab.site)["lost"]
+        assert clients[0] == first and len(clients) == 2
+        assert country_of(clients[1]) == "IT" and clients[1] != first
+        listed = thugrq_cli(fleet_lab, "workers", "--json")
+        assert lost_name not in listed and fleet_lab.names["it1" if victim == "it2" else "it2"] in listed
+    finally:
+        start_worker(fleet_lab, victim)
+        wait_for(lambda: record(fleet_lab, victim), timeout=60)
+
+
+def test_a_job_lost_with_the_only_italian_worker_is_rescued_by_one_started_after(fleet_lab):
+    """The only Italian worker, holding the IT queue's scheduler lock as the only one there does,
+    is lost mid-analysis; the only worker able to take its job starts right after: the job
+    still runs again within 60 s of the loss (the lock outlives the host by 61 s)."""
+    connection = redis.Redis.from_url(fleet_lab.redis_url)
+    for host in ("it1", "it2"):
+        fleet_lab.workers[host].send_signal(signal.SIGTERM)
+    for host in ("it1", "it2"):
+        fleet_lab.workers[host].wait(timeout=30)
+    start_worker(fleet_lab, "it1")
+    wait_for(lambda: scheduler_pid(connection, "IT") in fleet_lab.lab.pids("it1"), timeout=60)
+    jobs = enqueue(fleet_lab, "IT", ["/paced?seconds=6&job=late"])
+    first = wait_for(lambda: fetched_by(fleet_lab.site).get("late"), timeout=30)[0]
+    time.sleep(1)  # mid-analysis
+    killed = kill_host(fleet_lab, "it1")
+    try:
+        start_worker(fleet_lab, "it2")
+        rerun = wait_for(lambda: len(fetched_by(fleet_lab.site)["late"]) > 1, timeout=90) and (
+            time.monotonic() - killed
+        )
+        print(f"\nlate rescuer: the lost job analysed again {rerun:.1f} s after the loss")
+        assert rerun < 60
+        finish(fleet_lab, jobs)
+        assert fetched_by(fleet_lab.site)["late"] == [first, fleet_lab.lab.hosts["it2"].address]
+        assert len(fetch(connection, next(iter(jobs))).results()) == 1
+    finally:
+        start_worker(fleet_lab, "it1")
+        wait_for(lambda: record(fleet_lab, "it1") and record(fleet_lab, "it2"), timeout=60)
+
+
+def scheduler_pid(connection: redis.Redis, queue: str) -> int | None:
+    """The process id of the scheduler holding `queue`'s lock, if one does."""
+    holder = connection.get(RQScheduler.get_locking_key(queue))
+    pid = holder and connection.hget(SCHEDULER_KEY_TEMPLATE % holder.decode(), "pid")
+    return int(pid) if pid else None
+
+
+def thugrq_cli(running: Fleet, *arguments: str) -> str:
+    """What `thugrq ARGUMENTS` prints, against the lab's Redis."""
+    environment = {name: value for name, value in os.environ.items() if name not in DROPPED}
+    environment["THUGRQ_REDIS_URL"] = running.redis_url
+    return subprocess.run(
+        [str(BIN / "thugrq"), *arguments], env=environment, capture_output=True, text=True,
+        timeout=60, check=True,
+    ).stdout
+
+
+CUT_SECONDS = 20
+
+
+def test_a_host_cut_off_from_redis_for_20_s_reconnects_and_every_job_runs_once(fleet_lab):
+    """The German host's link goes down for CUT_SECONDS while it analyses a slow page (a
+    partition: it reaches neither Redis nor the site): its worker comes back by itself, and
+    every job submitted, before, during and after, finishes, each analysed once; a job analysed
+    twice is allowed only when its first run's result never reached Redis, and is reported."""
+    connection = redis.Redis.from_url(fleet_lab.redis_url)
+    host, worker = "de1", fleet_lab.workers["de1"]
+    jobs = enqueue(fleet_lab, "DE", [f"/paced?seconds={CUT_SECONDS + 5}&job=cut"])
+    script = f"/slow?seconds={float(CUT_SECONDS + 5)}"  # the page is in, its slow script asked for
+    wait_for(lambda: any(visit.target == script for visit in fleet_lab.site.visits), timeout=30)
+    fleet_lab.lab.set_link(host, up=False)
+    try:
+        for queue in QUEUES:
+            jobs.update(enqueue(fleet_lab, queue, [f"/chain/final?job=during-{queue}-{n}" for n in range(3)]))
+        time.sleep(CUT_SECONDS)
+    finally:
+        fleet_lab.lab.set_link(host, up=True)
+    for queue in QUEUES:
+        jobs.update(enqueue(fleet_lab, queue, [f"/chain/final?job=after-{queue}-{n}" for n in range(3)]))
+    finish(fleet_lab, jobs, timeout=120)
+
+    assert worker.poll() is None, f"the {host} worker did not ride out the cut:\n{fleet_lab.said()}"
+    assert record(fleet_lab, host) is not None
+    fetches, again = fetched_by(fleet_lab.site), []
+    for job_id, tag in jobs.items():
+        clients, results = fetches[tag], fetch(connection, job_id).results()
+        assert len(results) == 1, f"{tag}: {len(results)} results"
+        assert len(clients) in (1, 2), f"{tag} fetched by {clients}"
+        again += [tag] if len(clients) == 2 else []
+        queue = tag.split("-")[1] if tag != "cut" else "DE"
+        if queue != "generic":
+            assert all(country_of(client) == queue for client in clients), f"{tag}: {clients}"
+    print(f"\nsubmitted {len(jobs)} / finished {len(jobs)} / analysed again after the cut: {len(again)} {again}")
+    assert set(fetched_by(fleet_lab.site)) >= set(jobs.values())

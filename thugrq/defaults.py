@@ -69,5 +69,9 @@ HEARTBEAT_GRACE = 10
 WORKER_TTL = 30
 #: How often (seconds) a worker cleans the registries, re-queueing abandoned jobs.
 MAINTENANCE_INTERVAL = 10
+#: How long a worker's fleet record (`thugrq workers`) outlives its last heartbeat: longer than
+#: an idle worker's longest wait (WORKER_TTL - 15 s) plus a failing location lookup, short
+#: enough that a lost host leaves the list within a minute (RQ's own record takes 65 to 90 s).
+FLEET_RECORD_TTL = 45
 #: Longest wait between reconnection attempts while Redis is away (RQ: 60).
 MAX_CONNECTION_WAIT = 5

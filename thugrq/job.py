@@ -40,6 +40,13 @@ class ThugrqJob(Job):
     _hash_refusal: str | None = None
     #: The context the worker running this job gives its analysis (None: the environment's).
     context: AnalysisContext | None = None
+    #: Set, in memory only, when a worker's cleaning finds the job abandoned (thugrq.outages).
+    abandoned = False
+
+    def get_retry_interval(self) -> int:
+        # A job whose worker was lost is queued again at once: the backoff is for crashes, and
+        # would wait for a scheduler whose lock the lost host may hold for another minute.
+        return 0 if self.abandoned else super().get_retry_interval()
 
     @property
     def func(self):  # type: ignore[override]

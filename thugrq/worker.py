@@ -30,6 +30,7 @@ from rq.utils import now
 from thugrq import analysis, config, fleet, location, quarantine
 from thugrq.context import AnalysisContext
 from thugrq.defaults import (
+    FLEET_RECORD_TTL,
     HEARTBEAT_GRACE,
     JOB_MONITORING_INTERVAL,
     MAINTENANCE_INTERVAL,
@@ -42,6 +43,7 @@ from thugrq.exceptions import InvalidInput, RefusedJob
 from thugrq.fencing import FencingWorker
 from thugrq.job import ThugrqJob, exception_line
 from thugrq.limits import MEMORY_REASON, MemoryBound
+from thugrq.outages import RidesOut
 from thugrq.queue import ThugrqQueue, thugrq_classes
 from thugrq.targets import Policy
 
@@ -92,7 +94,7 @@ class ThugrqScheduler(RQScheduler):
         super().work()
 
 
-class ThugrqWorker(FencingWorker):
+class ThugrqWorker(RidesOut, FencingWorker):
     """RQ's forking worker with thugrq's job and queue classes and the JSON serializer, whose
     attempts are fenced (thugrq.fencing).
 
@@ -275,7 +277,7 @@ class ThugrqWorker(FencingWorker):
                 started=fleet.now(),
                 last_seen=fleet.now(),
             ),
-            ttl=self.worker_ttl + 60,
+            ttl=FLEET_RECORD_TTL,
         )
 
     @_records_crash
@@ -283,7 +285,7 @@ class ThugrqWorker(FencingWorker):
         if timeout is None and pipeline is None and not self.horse_pid:  # idle, between jobs
             location.keep(self, self.keeper)
         super().heartbeat(timeout, pipeline=pipeline)
-        fleet.touch(self.connection, self.name, timeout or self.worker_ttl + 60)
+        fleet.touch(self.connection, self.name, FLEET_RECORD_TTL)
 
     def register_death(self) -> None:
         fleet.unregister(self.connection, self.name)
