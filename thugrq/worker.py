@@ -70,6 +70,7 @@ def _records_crash(method: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(method)
     def recording(self: ThugrqWorker, *args: Any, **kwargs: Any) -> Any:
+        self.crash = None  # what an outer step retried after (Redis away: RQ waits) is none
         try:
             return method(self, *args, **kwargs)
         except StopRequested:
