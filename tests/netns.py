@@ -171,6 +171,21 @@ class Lab:
         """Every process running inside the namespace of `host`."""
         return [int(pid) for pid in ip("netns", "pids", self.hosts[host].link).split()]
 
+    def readdress(self, host: str, cidr: str) -> None:
+        """Give `host` another address, as a VPN reconnecting or a moved laptop does: the new
+        subnet's gateway joins the bridge, the host's route to the lab goes through it, and the
+        old address goes (the sockets bound to it are left to find out)."""
+        old = self.hosts[host]
+        new = Host(old.link, ipaddress.IPv4Interface(cidr))
+        if not new.interface.network.subnet_of(LAB) or new.interface.network.overlaps(BRIDGE.network):
+            raise LabError(f"{new.interface}: not a host subnet of {LAB}")
+        inside = ("-n", old.link)
+        ip("address", "replace", str(new.gateway), "dev", self.bridge)
+        ip(*inside, "address", "add", str(new.interface), "dev", HOST_LINK)
+        ip(*inside, "route", "replace", str(LAB), "via", str(new.gateway.ip))
+        ip(*inside, "address", "delete", str(old.interface), "dev", HOST_LINK)
+        self.hosts[host] = new
+
     def set_link(self, host: str, up: bool) -> None:
         """Take the root-side end of `host`'s veth link down (a partition: the host reaches
         nothing in the lab, and nothing reaches it) or bring it back up."""

@@ -205,6 +205,12 @@ def record(running: Fleet, host: str) -> fleet.WorkerRecord | None:
     return next((r for r in records if r.name == running.names[host]), None)
 
 
+def documents(running: Fleet, jobs: dict[str, str]) -> dict[str, dict]:
+    """{tag: the latest result document} of finished `jobs`."""
+    connection = redis.Redis.from_url(running.redis_url)
+    return {tag: fetch(connection, job_id).return_value() for job_id, tag in jobs.items()}
+
+
 def test_each_host_finds_its_own_country_from_the_address_its_queries_come_from(fleet_lab):
     records = fleet.workers(redis.Redis.from_url(fleet_lab.redis_url))
     assert sorted(record.country for record in records) == ["DE", "IT", "IT", "US"]
@@ -248,6 +254,51 @@ def kill_host(running: Fleet, host: str) -> float:
     killed = time.monotonic()
     running.workers[host].wait(timeout=10)
     return killed
+
+
+def test_a_host_moved_from_italy_to_the_us_serves_the_us_within_the_recheck_and_says_so(fleet_lab):
+    """it2's address moves from the Italian range to the American one under its running worker
+    (a VPN reconnecting elsewhere): it must notice by itself, serve US instead of IT, and its
+    results must say where each analysis really ran from."""
+    lab, host = fleet_lab.lab, "it2"
+    old, new = str(lab.hosts[host].interface), "198.18.2.3/24"
+    before = enqueue(fleet_lab, "IT", [f"/paced?seconds=1&job=premove-{n}" for n in range(6)])
+    finish(fleet_lab, before)
+    lab.readdress(host, new)
+    moved = time.monotonic()
+    try:
+        try:
+            wait_for(lambda: (r := record(fleet_lab, host)) and r.queues == ["US", "generic"], 60)
+        except AssertionError:
+            pytest.fail(f"{host} never served US:\n{fleet_lab.said()}")
+        noticed = time.monotonic() - moved
+        print(f"\n{host} moved IT -> US: serving US {noticed:.1f} s later (--recheck {RECHECK})")
+        # The next check comes once the blocking dequeue on a connection from the vanished
+        # address times out (RQ: its wait, RECHECK here, + 10 s).
+        assert noticed <= 2 * RECHECK + 12
+        assert "this host moved" in fleet_lab.logs[host].read_text()
+        rows = {row.country: row.workers for row in fleet.countries(redis.Redis.from_url(fleet_lab.redis_url))}
+        assert rows["IT"] == 1 and rows["US"] == 2
+
+        after = {
+            **enqueue(fleet_lab, "IT", [f"/chain/final?job=postmove-IT-{n}" for n in range(6)]),
+            **enqueue(fleet_lab, "US", [f"/paced?seconds=1&job=postmove-US-{n}" for n in range(6)]),
+        }
+        finish(fleet_lab, after)
+        fetches, moved_address = fetched_by(fleet_lab.site), new.split("/")[0]
+        for tag in after.values():
+            (client,) = fetches[tag]
+            assert country_of(client) == tag.split("-")[1], f"{tag} ran from {client}"
+        assert moved_address in {fetches[tag][0] for tag in after.values()}  # it served US
+
+        name, results = fleet_lab.names[host], documents(fleet_lab, {**before, **after})
+        where = [doc["worker"]["location"] for doc in results.values() if doc["worker"]["name"] == name]
+        assert {(w["address"], w["country"]) for w in where} == {
+            (old.split("/")[0], "IT"), (moved_address, "US")
+        }, where
+    finally:
+        lab.readdress(host, old)
+        wait_for(lambda: (r := record(fleet_lab, host)) and r.queues == ["IT", "generic"], 60)
 
 
 def test_a_lost_italian_hosts_job_runs_again_on_the_other_within_a_minute(fleet_lab):

@@ -52,6 +52,8 @@ class Keeper:
         self._given = country
         self._clock = clock
         self._checked_at = -math.inf
+        #: Whether the address changed since the worker last dropped its connections (see keep).
+        self.moved = False
         #: The last check's finding (None: it failed, or nothing was looked up).
         self.found: geo.Location | None = None
         #: The last check, as results record it (None: nothing was looked up).
@@ -96,6 +98,7 @@ class Keeper:
                 raise
             self.found, error = None, failure
         self._checked_at = self._clock()
+        self.moved |= bool(before and self.found and before.address != self.found.address)
         self.whereabouts = Whereabouts(
             *(getattr(self.found, name, None) for name in ("address", "country", "asn", "as_name")),
             checked=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -168,9 +171,21 @@ def keep(worker: Worker, keeper: Keeper) -> None:
     """Between jobs: re-check the location when due, and serve the queues it calls for."""
     if keeper.due():
         keeper.check()
+    reconnect_if_moved(worker, keeper)
     wanted = keeper.queues()
     if wanted is not None and wanted != worker.queue_names():
         move(worker, keeper, wanted)
+
+
+def reconnect_if_moved(worker: Worker, keeper: Keeper) -> None:
+    """Drop every Redis connection once the address changed, the worker's and those of its RQ
+    scheduler (a pool of its own): those made from the old address are dead but nothing says
+    so, and each would hold the worker for a socket timeout first."""
+    if keeper.moved:
+        worker.connection.connection_pool.disconnect()
+        if worker.scheduler is not None:
+            worker.scheduler.connection.connection_pool.disconnect()
+        keeper.moved = False
 
 
 def move(worker: Worker, keeper: Keeper, names: list[str]) -> None:

@@ -195,6 +195,7 @@ class ThugrqWorker(RidesOut, FencingWorker):
     @_records_crash
     def execute_job(self, job: Job, queue: Queue) -> None:
         if not self.keeper.may_start(queue.name):
+            location.reconnect_if_moved(self, self.keeper)
             location.put_back(job, queue, self.keeper.country)
             return
         super().execute_job(job, queue)
