@@ -340,6 +340,8 @@ def test_a_job_lost_with_the_only_italian_worker_is_rescued_by_one_started_after
         fleet_lab.workers[host].send_signal(signal.SIGTERM)
     for host in ("it1", "it2"):
         fleet_lab.workers[host].wait(timeout=30)
+    # A host killed by an earlier test may still hold the lock, for 61 s after its death.
+    wait_for(lambda: scheduler_pid(connection, "IT") is None, timeout=70)
     start_worker(fleet_lab, "it1")
     wait_for(lambda: scheduler_pid(connection, "IT") in fleet_lab.lab.pids("it1"), timeout=60)
     jobs = enqueue(fleet_lab, "IT", ["/paced?seconds=6&job=late"])
