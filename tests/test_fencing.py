@@ -8,11 +8,14 @@ import json
 import psutil
 import pytest
 from redis.exceptions import WatchError
+from rq.registry import StartedJobRegistry
 from rq.results import Result
+from rq.serializers import JSONSerializer
 
 from tests.conftest import wait_for
 from tests.test_reliability import horse_of, job, status, successful_runs
-from thugrq import fencing
+from thugrq import fencing, outages
+from thugrq.job import ThugrqJob
 
 
 def freeze_mid_job(
@@ -50,8 +53,11 @@ def test_a_frozen_worker_that_comes_back_does_not_overwrite_its_rescuer(
     assert status(connection, job_id) == "finished"
     document = json.loads(thugrq("result", job_id, "--json", check=True).stdout)
     assert (document["worker"]["name"], document["status"]) == ("rescuer", "completed")
-    shown = thugrq("result", job_id, check=True).stdout
-    assert "rescuer" in shown and "frozen" not in shown
+    shown = thugrq("result", job_id, check=True).stdout.splitlines()
+    analysed = next(line for line in shown if line.startswith("Analysed"))
+    assert "by rescuer" in analysed
+    [superseded] = [line for line in shown if line.startswith("Superseded")]
+    assert "by frozen" in superseded and "not this job's outcome" in superseded
     assert successful_runs(connection, job_id) == 1  # the result stream holds the rescuer's only
     [late] = fencing.superseded(connection, job_id)
     assert late["worker"] == "frozen" and late["result"]["worker"]["name"] == "frozen"
@@ -78,6 +84,29 @@ def test_the_death_of_a_replaced_horse_is_not_recorded_over_the_running_rescue(
     document = json.loads(thugrq("result", job_id, "--json", check=True).stdout)
     assert (document["worker"]["name"], document["status"]) == ("rescuer", "completed")
     assert [r.type for r in job(connection, job_id).results()] == [Result.Type.SUCCESSFUL]
+
+
+def test_a_frozen_worker_that_comes_back_before_any_rescue_does_not_finish_the_requeued_job(
+    thugrq, background_worker, site, connection
+):
+    """The claim ends when the cleaning re-queues the abandoned job, not when a rescuer takes
+    it: the stale outcome is refused, the job runs again (here on the thawed worker itself),
+    and its result stream holds that run only."""
+    job_id, parent, horse = freeze_mid_job(thugrq, background_worker, site, connection, 4, 15)
+    try:
+        registry = StartedJobRegistry(
+            "generic", connection=connection, job_class=ThugrqJob, serializer=JSONSerializer
+        )
+        wait_for(lambda: job_id in registry.get_expired_job_ids(), timeout=60, interval=0.5)
+        registry.cleanup(exception_handlers=[outages.retry_at_once])  # as a worker's cleaning does
+        assert status(connection, job_id) == "queued"
+    finally:
+        for process in (parent, horse):
+            process.resume()
+    [late] = wait_for(lambda: fencing.superseded(connection, job_id), timeout=60)
+    assert late["worker"] == "frozen"
+    wait_for(lambda: status(connection, job_id) == "finished", timeout=60, interval=0.5)
+    assert successful_runs(connection, job_id) == 1
 
 
 def test_a_replaced_attempts_transaction_is_refused_even_when_the_claim_comes_last(connection):

@@ -51,6 +51,16 @@ def test_located_worker_is_listed_with_country_and_queues(italy, background_work
     assert rq_worker.queue_names() == ["IT", "generic"]
 
 
+def test_a_worker_whose_record_lapsed_while_cut_off_registers_it_again_whole(
+    italy, background_worker, thugrq, connection
+):
+    background_worker()
+    (record,) = wait_for(lambda: workers_json(thugrq))
+    connection.delete(fleet.RECORD_PREFIX + record["name"])  # as its TTL would, during a partition
+    (again,) = wait_for(lambda: workers_json(thugrq), timeout=40)
+    assert again == {**record, "last_seen": again["last_seen"]}
+
+
 def test_stopped_worker_leaves_the_fleet(italy, background_worker, thugrq):
     process = background_worker()
     wait_for(lambda: workers_json(thugrq))

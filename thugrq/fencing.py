@@ -6,7 +6,8 @@ lapses, RQ deems the job abandoned and another worker runs it again. When the fi
 back its run goes on and ends, and RQ would record that stale outcome last, over the rescuer's:
 `thugrq result` would show it, and a failure could even re-queue a finished job. So each
 attempt has a token, RQ's execution id (known to the worker and to its horse), made the job's
-current attempt when the worker starts it (`claim`). Whatever records the attempt's outcome
+current attempt when the worker starts it (`claim`) and no attempt's once the job is deemed
+abandoned (`release`). Whatever records the attempt's outcome
 (a result, a failure, an overrun, a dead horse) does so inside `fenced`: the worker's Redis
 transactions then WATCH the job's attempt key and commit only while it still holds this
 attempt's token, so the check and the write are one atomic step. A refused outcome is kept in
@@ -67,6 +68,13 @@ def claim(connection: Redis, job: Job, token: str) -> None:
     The key outlives the attempt's run (its timeout) by the result TTL; an attempt that comes
     back even later finds no key and is refused too."""
     connection.set(ATTEMPT_KEY.format(job.id), token, ex=max(job.timeout or 0, 0) + RESULT_TTL)
+
+
+def release(connection: Redis, job_id: str) -> None:
+    """End the job's current attempt without a successor (its heartbeat lapsed and the job goes
+    back to its queue): that attempt's outcome is refused from now on, even before another
+    attempt claims the job, so a late one cannot finish a job that is queued to run again."""
+    connection.delete(ATTEMPT_KEY.format(job_id))
 
 
 class FencedPipeline(Pipeline):

@@ -73,11 +73,15 @@ def register(connection: redis.Redis, record: WorkerRecord, ttl: int) -> None:
     pipeline.execute()
 
 
-def touch(connection: redis.Redis, name: str, ttl: int) -> None:
-    """Mark the worker seen now and keep its record for another `ttl` seconds."""
+def touch(connection: redis.Redis, name: str, ttl: int) -> bool:
+    """Mark the worker seen now and keep its record for another `ttl` seconds; False when the
+    record is gone (it expired while the worker was cut off), which the worker must register
+    again rather than leave a record of `last_seen` alone, which nobody would list."""
     key = RECORD_PREFIX + name
+    if not connection.expire(key, ttl):
+        return False
     connection.hset(key, "last_seen", json.dumps(now()))
-    connection.expire(key, ttl)
+    return True
 
 
 def relocate(

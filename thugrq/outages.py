@@ -27,6 +27,8 @@ from rq.exceptions import AbandonedJobError
 from rq.executions import Execution
 from rq.job import Job
 
+from thugrq import fencing
+
 #: What redis-py raises while Redis is out of reach.
 OUTAGE = (ConnectionError, TimeoutError)
 
@@ -37,9 +39,11 @@ def retry_at_once(
     job: Job, exc_type: type[BaseException], exc_value: BaseException, tb: TracebackType | None
 ) -> bool:
     """An exception handler: RQ's cleaning calls it on each abandoned job just before retrying
-    it, and the job's retry is then queued at once (see the module's docstring)."""
+    it, and the job's retry is then queued at once (see the module's docstring); the lost
+    attempt's claim ends there (a late outcome of it is refused: thugrq.fencing)."""
     if exc_type is AbandonedJobError:
         job.abandoned = True  # type: ignore[attr-defined]
+        fencing.release(job.connection, job.id)
     return True
 
 

@@ -193,8 +193,9 @@ def _whereabouts(worker: dict[str, Any]) -> str:
     return f"{where.get('address')} in {where['country']}, {network}, checked {where.get('checked')}"
 
 
-def format_summary(document: dict[str, Any]) -> str:
-    """The human view of a result document, as `thugrq result` prints it."""
+def format_summary(document: dict[str, Any], replaced: Sequence[dict[str, Any]] = ()) -> str:
+    """The human view of a result document, as `thugrq result` prints it, and of the refused
+    outcomes of attempts that another replaced (thugrq.fencing.superseded), which are not it."""
     summary = document.get("summary") or {}
     worker = document.get("worker") or {}
     status = document.get("status")
@@ -240,4 +241,10 @@ def format_summary(document: dict[str, Any]) -> str:
         lines.append(f"Limited      {fetch.get('url')}: {fetch.get('reason')}")
     for path, cut in (document.get("truncated") or {}).items():
         lines.append(f"Truncated    {path}: " + ", ".join(f"{n} {what}" for what, n in cut.items()))
+    for attempt in replaced:
+        outcome = (attempt.get("result") or {}).get("status") or "failed"
+        lines.append(
+            f"Superseded   an earlier attempt by {attempt.get('worker')} ended {outcome} after "
+            f"it was replaced: refused, not this job's outcome"
+        )
     return "\n".join(lines)

@@ -100,8 +100,7 @@ class ThugrqWorker(RidesOut, FencingWorker):
     attempts are fenced (thugrq.fencing).
 
     Beyond RQ it keeps its fleet record alive, ties each horse's and its scheduler's life to its
-    own, retries only
-    crashes, re-queues the job it drops on a cold shutdown, and records the result of an
+    own, retries only crashes, re-queues the job it drops on a cold shutdown, and records the result of an
     analysis stuck in JavaScript (see thugrq.deadline). Each analysis gets the worker's
     `context` (thugrq.context; a worker built without one gives the environment's), with the
     identity and location its `keeper` gives; a worker that located itself keeps its location
@@ -267,27 +266,29 @@ class ThugrqWorker(RidesOut, FencingWorker):
 
     def register_birth(self) -> None:
         super().register_birth()
-        fleet.register(
-            self.connection,
-            fleet.WorkerRecord(
-                name=self.name,
-                country=self.keeper.country,
-                asn=self.keeper.asn,
-                as_name=self.keeper.as_name,
-                thug=analysis.thug_versions()["version"],
-                queues=self.queue_names(),
-                started=fleet.now(),
-                last_seen=fleet.now(),
-            ),
-            ttl=FLEET_RECORD_TTL,
+        self.started = fleet.now()
+        self.register_in_fleet()
+
+    def register_in_fleet(self) -> None:
+        record = fleet.WorkerRecord(
+            name=self.name,
+            country=self.keeper.country,
+            asn=self.keeper.asn,
+            as_name=self.keeper.as_name,
+            thug=analysis.thug_versions()["version"],
+            queues=self.queue_names(),
+            started=self.started,
+            last_seen=fleet.now(),
         )
+        fleet.register(self.connection, record, ttl=FLEET_RECORD_TTL)
 
     @_records_crash
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         if timeout is None and pipeline is None and not self.horse_pid:  # idle, between jobs
             location.keep(self, self.keeper)
         super().heartbeat(timeout, pipeline=pipeline)
-        fleet.touch(self.connection, self.name, FLEET_RECORD_TTL)
+        if not fleet.touch(self.connection, self.name, FLEET_RECORD_TTL):  # lapsed while cut off
+            self.register_in_fleet()
 
     def register_death(self) -> None:
         fleet.unregister(self.connection, self.name)

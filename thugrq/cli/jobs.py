@@ -15,7 +15,7 @@ import click
 import redis
 from rq.job import JobStatus
 
-from thugrq import job, quarantine, submit
+from thugrq import fencing, job, quarantine, submit
 from thugrq.cli.helpers import (
     Failure,
     Output,
@@ -192,6 +192,9 @@ def result(target: RedisTarget, job_id: str, output: Output) -> None:
     """Print the analysis of a finished job: a summary, or with --json the whole document
     (schema thugrq.result/1, including Thug's JSON log).
 
+    The summary also lists attempts that were replaced (a worker frozen or cut off long enough
+    for another to run the job again) and whose late outcome was refused.
+
     Exits 0 only for a finished job; a queued, running, failed or unknown job is reported on
     stderr with a non-zero exit.
     """
@@ -206,7 +209,8 @@ def result(target: RedisTarget, job_id: str, output: Output) -> None:
             JobStatus.STARTED: "is being analysed: try again shortly",
         }.get(current.status, f"has no result (status {current.status})")
         raise Failure(f"job {job_id} {message}")
-    output.document(document, lambda shown: click.echo(format_summary(shown)))
+    replaced = fencing.superseded(connection, job_id)
+    output.document(document, lambda shown: click.echo(format_summary(shown, replaced)))
 
 
 @click.command()
