@@ -30,7 +30,7 @@ from tests import netns
 from tests.conftest import BIN, stop_all, wait_for
 from tests.dns_standin import DnsStandIn
 from tests.site import Site
-from thugrq import fleet
+from thugrq import fencing, fleet
 from thugrq.job import fetch
 from thugrq.process import free_port
 from thugrq.redis_server import launch_redis
@@ -162,14 +162,14 @@ def start_worker(running: Fleet, host: str) -> subprocess.Popen:
     return process
 
 
-def enqueue(running: Fleet, queue: str, paths: list[str]) -> dict[str, str]:
+def enqueue(running: Fleet, queue: str, paths: list[str], timeout: int = 60) -> dict[str, str]:
     """Each of `paths` (a page of the site, with a `job` tag in its query) on `queue`:
     {job id: tag}."""
     urls = [running.site.url(path) for path in paths]
     environment = {name: value for name, value in os.environ.items() if name not in DROPPED}
     environment["THUGRQ_REDIS_URL"] = running.redis_url
     ran = subprocess.run(
-        [str(BIN / "thugrq"), "enqueue", "--queue", queue, "--timeout", "60", "--json", *urls],
+        [str(BIN / "thugrq"), "enqueue", "--queue", queue, "--timeout", str(timeout), "--json", *urls],
         env=environment, capture_output=True, text=True, timeout=60, check=True,
     )
     jobs = [json.loads(line) for line in ran.stdout.splitlines()]
@@ -417,3 +417,38 @@ def test_a_host_cut_off_from_redis_for_20_s_reconnects_and_every_job_runs_once(f
             assert all(country_of(client) == queue for client in clients), f"{tag}: {clients}"
     print(f"\nsubmitted {len(jobs)} / finished {len(jobs)} / analysed again after the cut: {len(again)} {again}")
     assert set(fetched_by(fleet_lab.site)) >= set(jobs.values())
+
+
+def test_an_italian_host_cut_off_until_its_job_ran_elsewhere_does_not_overwrite_that_run(fleet_lab):
+    """Fencing across a partition: the Italian host analysing a slow page loses its link for
+    as long as it takes the other Italian host to run the job again; back online, its stale run
+    ends and its outcome is refused (kept as superseded), and the job's result stays the
+    rescuer's, its only one."""
+    connection = redis.Redis.from_url(fleet_lab.redis_url)
+    (job_id,) = enqueue(fleet_lab, "IT", ["/paced?seconds=7&job=fenced"], timeout=90)
+    first = wait_for(lambda: fetched_by(fleet_lab.site).get("fenced"), timeout=30)[0]
+    victim = address_of(fleet_lab, first)
+    rescuer = "it1" if victim == "it2" else "it2"
+    script = "/slow?seconds=7.0"  # the page is in, its slow script asked for: cut mid-analysis
+    wait_for(lambda: any(visit.target == script for visit in fleet_lab.site.visits), timeout=30)
+    fleet_lab.lab.set_link(victim, up=False)
+    cut = time.monotonic()
+    try:
+        wait_for(lambda: fetch(connection, job_id).get_status(refresh=True) == "finished", timeout=120)
+    finally:
+        fleet_lab.lab.set_link(victim, up=True)
+    print(f"\n{victim} cut off {time.monotonic() - cut:.1f} s: its job ran again on {rescuer}")
+    try:
+        [late] = wait_for(lambda: fencing.superseded(connection, job_id), timeout=120)
+    except AssertionError:
+        pytest.fail(f"the stale run's outcome was never refused:\n{fleet_lab.said()}")
+    assert late["worker"] == fleet_lab.names[victim]
+    current = fetch(connection, job_id)
+    assert current.get_status(refresh=True) == "finished" and len(current.results()) == 1
+    document = current.return_value()
+    assert (document["worker"]["name"], document["status"]) == (fleet_lab.names[rescuer], "completed")
+    assert fetched_by(fleet_lab.site)["fenced"] == [first, fleet_lab.lab.hosts[rescuer].address]
+    shown = thugrq_cli(fleet_lab, "result", job_id)
+    assert f"Superseded   an earlier attempt by {fleet_lab.names[victim]}" in shown
+    assert fleet_lab.workers[victim].poll() is None
+    wait_for(lambda: (r := record(fleet_lab, victim)) and r.queues == ["IT", "generic"], 60)

@@ -5,7 +5,8 @@ In RQ the heartbeat sent every few seconds while a work horse runs raises when R
 reached, as does recording the horse's end or a maintenance step, and any of them ends the
 worker, whose horse dies with it (thugrq.worker ties them): a host cut off for a few seconds
 would lose its analysis and stop serving its country. `RidesOut` keeps watching the horse
-instead, and waits for Redis to come back before the next step.
+instead, and waits for Redis to come back before the next step; a horse that ends while Redis
+is away waits for it to record its outcome.
 
 A host lost outright leaves its job in the started registry until its heartbeat expires; the
 next cleaning by a worker of that queue finds it. RQ then retries it after the crash backoff,
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -70,6 +72,24 @@ class RidesOut(Worker):
             # An outcome the horse could not record is left to the cleaning, which runs it again.
             log.warning("Redis unreachable as job %s ended (%s)", job.id, error)
             self.wait_for_redis()
+
+    def _finalize_success(self, job: Job, queue: Queue, execution: Execution, result: Any) -> None:
+        self._when_reachable(super()._finalize_success, job, queue, execution, result)
+
+    def _finalize_failure(self, job: Job, queue: Queue, execution: Execution, exc_info: Any) -> None:
+        self._when_reachable(super()._finalize_failure, job, queue, execution, exc_info)
+
+    def _when_reachable(self, finalize: Callable[..., None], job: Job, *args: Any) -> None:
+        """In the horse: record the job's outcome once Redis answers again. An analysis made in
+        full during a partition is kept rather than run again; one that comes back after its
+        job went to another attempt is refused then (thugrq.fencing), and the worker kills a
+        horse still waiting at the job's timeout + 60 s."""
+        while True:
+            try:
+                return finalize(job, *args)
+            except OUTAGE as error:
+                log.warning("Redis unreachable as job %s ended (%s): its outcome waits", job.id, error)
+                self.wait_for_redis()
 
     def run_maintenance_tasks(self) -> None:
         try:
