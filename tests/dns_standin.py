@@ -30,8 +30,9 @@ ORIGIN_ZONE = ".origin.asn.cymru.com"
 
 
 class DnsStandIn:
-    """UDP DNS on `host` (127.0.0.1); `records[(name, type)] = [rdata text]`, `mode` in
-    answer/silent/garbage; with `reflect`, what-is-my-IP answers the query's source address."""
+    """DNS on `host` (127.0.0.1), over UDP and TCP on one port; `records[(name, type)] = [rdata
+    text]`, `mode` in answer/silent/garbage; with `reflect`, what-is-my-IP answers the query's
+    source address. `transports` says how each query came (geo through a proxy uses TCP)."""
 
     def __init__(self, host: str = "127.0.0.1", reflect: bool = False) -> None:
         self.records: dict[tuple[str, str], list[str]] = {}
@@ -40,10 +41,13 @@ class DnsStandIn:
         self.mode = "answer"
         self.queries: list[tuple[str, str]] = []
         self.sources: list[str] = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
+        self.transports: list[str] = []
+        self.sock, self.listener = _bind_pair(host)
         self.host, self.port = self.sock.getsockname()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.threads = [
+            threading.Thread(target=self._serve, daemon=True),
+            threading.Thread(target=self._accept, daemon=True),
+        ]
 
     @property
     def address(self) -> str:
@@ -99,11 +103,32 @@ class DnsStandIn:
                 data, peer = self.sock.recvfrom(4096)
             except OSError:
                 return
-            reply = self._reply(data, peer[0])
+            reply = self._reply(data, peer[0], "udp")
             if reply is not None:
                 self.sock.sendto(reply, peer)
 
-    def _reply(self, data: bytes, source: str) -> bytes | None:
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, peer = self.listener.accept()
+            except OSError:
+                return
+            serve = threading.Thread(target=self._serve_tcp, args=(connection, peer[0]), daemon=True)
+            serve.start()
+
+    def _serve_tcp(self, connection: socket.socket, source: str) -> None:
+        """Messages framed by a 2-byte length (RFC 1035 4.2.2) until the client closes."""
+        with connection:
+            while True:
+                length = _read(connection, 2)
+                data = _read(connection, int.from_bytes(length, "big")) if length else b""
+                if not data:
+                    return
+                reply = self._reply(data, source, "tcp")
+                if reply is not None:
+                    connection.sendall(len(reply).to_bytes(2, "big") + reply)
+
+    def _reply(self, data: bytes, source: str, transport: str) -> bytes | None:
         try:
             query = dns.message.from_wire(data)
         except Exception:  # noqa: BLE001 - not DNS: ignore it
@@ -113,6 +138,7 @@ class DnsStandIn:
         rdtype = dns.rdatatype.to_text(question.rdtype)
         self.queries.append((name, rdtype))
         self.sources.append(source)
+        self.transports.append(transport)
         if self.mode == "silent":
             return None
         if self.mode == "garbage":
@@ -128,8 +154,43 @@ class DnsStandIn:
         return response.to_wire()
 
     def __enter__(self) -> DnsStandIn:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+        self.listener.close()
+
+
+def _bind_pair(host: str) -> tuple[socket.socket, socket.socket]:
+    """A UDP socket and a listening TCP socket on one free port of `host` (retried when the TCP
+    side of the port the system gave the UDP socket is taken)."""
+    for _ in range(20):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind((host, 0))
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            tcp.bind(udp.getsockname())
+        except OSError:
+            udp.close()
+            tcp.close()
+            continue
+        tcp.listen()
+        return udp, tcp
+    raise OSError(f"no port free for both UDP and TCP on {host}")
+
+
+def _read(connection: socket.socket, count: int) -> bytes:
+    """Exactly `count` bytes, or b"" when the client closed (or broke) the connection first."""
+    data = b""
+    while len(data) < count:
+        try:
+            chunk = connection.recv(count - len(data))
+        except OSError:
+            return b""
+        if not chunk:
+            return b""
+        data += chunk
+    return data

@@ -7,6 +7,11 @@
 
 Every query has a timeout. `THUGRQ_DNS=host:port` sends every query to that one server (how
 the tests point this module at a loopback stand-in).
+
+Given a proxy (thugrq.proxy), every question goes as DNS over TCP through a tunnel of its own, so
+that what is found is the proxy's exit, not this host: Cymru's questions then go to a public
+resolver (the system's may be a stub on this host, which the exit cannot reach). A failed tunnel
+ends the lookup at once ("proxy unreachable"): every other question would take the same way out.
 """
 
 from __future__ import annotations
@@ -17,12 +22,17 @@ import os
 from dataclasses import dataclass
 
 import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
+import dns.rrset
 
 from thugrq.countries import country_code
 from thugrq.exceptions import GeoError
+from thugrq.proxy import Proxy, ProxyError
 
 DNS_VARIABLE = "THUGRQ_DNS"
 DNS_TIMEOUT_VARIABLE = "THUGRQ_DNS_TIMEOUT"
@@ -48,6 +58,9 @@ PROVIDERS = (
     Provider("Google", "o-o.myaddr.l.google.com", "TXT", "IN", ("2001:4860:4802:32::a",)),
     Provider("Cloudflare", "whoami.cloudflare", "TXT", "CH", ("2606:4700:4700::1111",)),
 )
+#: Where Cymru's questions go through a proxy: OpenDNS's resolvers answer any name, not only
+#: the what-is-my-IP one.
+PUBLIC_RESOLVERS = PROVIDERS[0].servers
 
 
 @dataclass(frozen=True)
@@ -102,15 +115,62 @@ def _resolver(servers: tuple[str, ...] | None) -> dns.resolver.Resolver:
     return resolver
 
 
-def _query(qname: str, rdtype: str, rdclass: str = "IN", servers=None) -> list[str]:
-    """The answer records as text (TXT strings joined, unquoted); DNSException on failure."""
-    answer = _resolver(servers).resolve(
-        qname, dns.rdatatype.from_text(rdtype), dns.rdataclass.from_text(rdclass),
-        raise_on_no_answer=True,
-    )
+def _query(
+    qname: str, rdtype: str, rdclass: str = "IN", servers: tuple[str, ...] | None = None,
+    proxy: Proxy | None = None,
+) -> list[str]:
+    """The answer records as text (TXT strings joined, unquoted); DNSException on failure,
+    ProxyError when the proxy fails."""
+    if proxy:
+        rrset = _ask_through(proxy, qname, rdtype, rdclass, servers or PUBLIC_RESOLVERS)
+    else:
+        rrset = _resolver(servers).resolve(
+            qname, dns.rdatatype.from_text(rdtype), dns.rdataclass.from_text(rdclass),
+            raise_on_no_answer=True,
+        ).rrset
     if rdtype == "TXT":
-        return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
-    return [record.to_text() for record in answer]
+        return [b"".join(record.strings).decode("utf-8", "replace") for record in rrset]
+    return [record.to_text() for record in rrset]
+
+
+def _ask_through(
+    proxy: Proxy, qname: str, rdtype: str, rdclass: str, servers: tuple[str, ...]
+) -> dns.rrset.RRset:
+    """The answer to one question, asked over TCP through `proxy` of each server in turn (of
+    THUGRQ_DNS alone when set) until one answers."""
+    override = dns_override()
+    addresses = [override] if override else [(server, 53) for server in servers]
+    question = dns.message.make_query(
+        qname, dns.rdatatype.from_text(rdtype), dns.rdataclass.from_text(rdclass)
+    )
+    seconds = timeout()
+    error: dns.exception.DNSException = dns.exception.Timeout()
+    for host, port in addresses:
+        with proxy.connect(host, port, seconds) as tunnel:
+            tunnel.setblocking(False)  # dnspython waits on it with its own deadline
+            try:
+                response = dns.query.tcp(question, host, seconds, port, sock=tunnel)
+            except dns.exception.DNSException as failure:
+                error = failure
+                continue
+            except (EOFError, OSError) as failure:  # the exit's connection to the server broke
+                error = dns.exception.DNSException(f"connection to {host} lost ({failure})")
+                continue
+        return _answer(response, question)
+    raise error
+
+
+def _answer(response: dns.message.Message, question: dns.message.Message) -> dns.rrset.RRset:
+    """The records answering `question`, or the DNSException the resolver would raise."""
+    asked = question.question[0]
+    if response.rcode() == dns.rcode.NXDOMAIN:
+        raise dns.resolver.NXDOMAIN(qnames=[asked.name], responses={asked.name: response})
+    if response.rcode() != dns.rcode.NOERROR:
+        raise dns.exception.DNSException(f"server answered {dns.rcode.to_text(response.rcode())}")
+    try:
+        return response.find_rrset(response.answer, asked.name, asked.rdclass, asked.rdtype)
+    except KeyError:
+        raise dns.resolver.NoAnswer(response=response) from None
 
 
 def _describe(error: dns.exception.DNSException) -> str:
@@ -123,8 +183,9 @@ def _describe(error: dns.exception.DNSException) -> str:
     return str(error) or type(error).__name__
 
 
-def public_address() -> str:
-    """This host's public address, from the first provider that gives a valid one."""
+def public_address(proxy: Proxy | None = None) -> str:
+    """This host's public address (the proxy exit's, given one), from the first provider that
+    gives a valid one."""
     failures = []
     asked = set()
     for provider in PROVIDERS:
@@ -133,7 +194,11 @@ def public_address() -> str:
             continue  # one server for all: the IPv6 variant is the same question
         asked.add(key)
         try:
-            records = _query(provider.qname, provider.rdtype, provider.rdclass, provider.servers)
+            records = _query(
+                provider.qname, provider.rdtype, provider.rdclass, provider.servers, proxy
+            )
+        except ProxyError as error:
+            raise GeoError("public address", str(error)) from error
         except dns.exception.DNSException as error:
             failures.append(f"{provider.name} {provider.rdtype}: {_describe(error)}")
             continue
@@ -161,11 +226,14 @@ def _fields(record: str, count: int) -> list[str]:
     return fields
 
 
-def origin(address: str) -> tuple[int, str, str, str]:
-    """(ASN, prefix, country, registry) of the most specific origin Cymru gives for address."""
+def origin(address: str, proxy: Proxy | None = None) -> tuple[int, str, str, str]:
+    """(ASN, prefix, country, registry) of the most specific origin Cymru gives for address
+    (asked through `proxy`, when given: this host may not reach DNS otherwise)."""
     name = origin_name(address)
     try:
-        records = _query(name, "TXT")
+        records = _query(name, "TXT", proxy=proxy)
+    except ProxyError as error:
+        raise GeoError("country", str(error)) from error
     except dns.exception.DNSException as error:
         raise GeoError("country", f"{name}: {_describe(error)}") from error
     origins = []
@@ -184,24 +252,25 @@ def origin(address: str) -> tuple[int, str, str, str]:
     return asn, prefix, country, registry
 
 
-def as_name(asn: int) -> str | None:
+def as_name(asn: int, proxy: Proxy | None = None) -> str | None:
     """The AS name Cymru gives for an ASN, or None: it is a nicety, never a failure."""
     try:
-        records = _query(f"AS{asn}.asn.cymru.com", "TXT")
+        records = _query(f"AS{asn}.asn.cymru.com", "TXT", proxy=proxy)
         return _fields(records[0], 5)[4] or None
-    except (dns.exception.DNSException, ValueError, IndexError):
+    except (dns.exception.DNSException, ProxyError, ValueError, IndexError):
         return None
 
 
-def locate(address: str | None = None) -> Location:
-    """Where this host (or `address`, when given) stands: GeoError names the failing step."""
+def locate(address: str | None = None, proxy: Proxy | None = None) -> Location:
+    """Where this host (or `address`, when given; or the exit of `proxy`, when given) stands:
+    GeoError names the failing step."""
     if address:
         try:
             address = str(ipaddress.ip_address(address))
         except ValueError as error:
             raise GeoError("public address", f"{address!r} is not an IP address") from error
     else:
-        address = public_address()
-    asn, prefix, country, registry = origin(address)
-    return Location(address, country, asn, prefix, registry, as_name(asn))
+        address = public_address(proxy)
+    asn, prefix, country, registry = origin(address, proxy)
+    return Location(address, country, asn, prefix, registry, as_name(asn, proxy))
 

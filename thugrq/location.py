@@ -6,7 +6,8 @@ reconnects, a laptop moves, a cloud host gets a new address. A changed country m
 worker: it serves the new country's queue (and generic) instead of the old one, in its own queue
 list, RQ's registration and its fleet record. A failed lookup leaves it `generic` only until one
 succeeds: a guess would let a result lie about where it was analysed from. A worker told its
-country (`--country`) or its queues (`--queue`) keeps them.
+country (`--country`) or its queues (`--queue`) keeps them. Behind a proxy (`--proxy`), every
+check locates the proxy's exit, through the proxy: a dead proxy is a failed lookup.
 
 `Keeper` holds the location and when it was checked; `keep` and `put_back` act on the worker
 (thugrq.worker calls them from RQ's work loop).
@@ -29,6 +30,7 @@ from thugrq.config import GENERIC_QUEUE
 from thugrq.context import Identity, Whereabouts
 from thugrq.countries import country_code
 from thugrq.exceptions import GeoError
+from thugrq.proxy import Proxy
 
 #: Seconds between a located worker's checks of its location (`thugrq-worker --recheck`).
 DEFAULT_RECHECK = 300
@@ -46,11 +48,14 @@ class Keeper:
         *,
         country: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        proxy: Proxy | None = None,
     ) -> None:
         self._lookup = lookup
         self.recheck = recheck
         self._given = country
         self._clock = clock
+        #: The proxy whose exit `lookup` locates (None: this host), for what the log says.
+        self.proxy = proxy
         self._checked_at = -math.inf
         #: Whether the address changed since the worker last dropped its connections (see keep).
         self.moved = False
@@ -74,6 +79,11 @@ class Keeper:
         if not self.rechecks:
             return self._given
         return self.found.country if self.found else None
+
+    @property
+    def address(self) -> str | None:
+        """The public address the last check found (the proxy's exit, behind one)."""
+        return self.found.address if self.found else None
 
     @property
     def asn(self) -> int | None:
@@ -103,7 +113,8 @@ class Keeper:
             *(getattr(self.found, name, None) for name in ("address", "country", "asn", "as_name")),
             checked=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
-        _log_change(first, before, self.found, error)
+        via = f" through proxy {self.proxy}" if self.proxy else ""
+        _log_change(via, first, before, self.found, error)
 
     def queues(self) -> list[str] | None:
         """The queues the location calls for; None for a worker that keeps the ones it was given."""
@@ -128,35 +139,38 @@ class Keeper:
 
 
 def for_worker(
-    country: str | None, public_ip: str | None, require_country: bool, recheck: float
+    country: str | None, public_ip: str | None, require_country: bool, recheck: float,
+    proxy: Proxy | None = None,
 ) -> Keeper:
     """A worker's keeper: told its country, or located now through DNS (at `public_ip`, when
-    given). A failed first lookup leaves it generic only, or with `require_country` raises the
-    GeoError, which names the step that failed."""
+    given; through `proxy`, at its exit, when given). A failed first lookup leaves it generic
+    only, or with `require_country` raises the GeoError, which names the step that failed."""
     if country:
         return Keeper.given(country_code(country))
-    keeper = Keeper(lambda: geo.locate(public_ip), recheck)
+    keeper = Keeper(lambda: geo.locate(public_ip, proxy), recheck, proxy=proxy)
     keeper.check(required=require_country)
     return keeper
 
 
 def _log_change(
-    first: bool, before: geo.Location | None, after: geo.Location | None, error: GeoError | None
+    via: str, first: bool, before: geo.Location | None, after: geo.Location | None,
+    error: GeoError | None,
 ) -> None:
     """Say what a check found at start-up, and later when the location was lost, found again
-    or moved (not every check: they come every few minutes)."""
+    or moved (not every check: they come every few minutes); `via` names the proxy, if any."""
     if after is None:
         if first:
             log.warning(
-                "cannot find this host's country (%s): serving %s only; use --country CC to "
-                "set it", error, GENERIC_QUEUE,
+                "cannot find this host's country%s (%s): serving %s only; use --country CC to "
+                "set it", via, error, GENERIC_QUEUE,
             )
         elif before is not None:
             log.warning(
                 "location lookup failed (%s): no country jobs until a lookup succeeds", error
             )
         return
-    where = f"{after.address} in {after.country} (AS{after.asn} {after.as_name or ''})".rstrip()
+    as_name = f"AS{after.asn} {after.as_name or ''}".rstrip()
+    where = f"{after.address} in {after.country} ({as_name}){via}"
     if first:
         log.info("this host is %s", where)
     elif before is None:
@@ -199,7 +213,10 @@ def move(worker: Worker, keeper: Keeper, names: list[str]) -> None:
         for name in names:
             pipeline.sadd(WORKERS_BY_QUEUE_KEY % name, worker.key)
         pipeline.hset(worker.key, "queues", ",".join(names))
-        fleet.relocate(pipeline, worker.name, keeper.country, keeper.asn, keeper.as_name, names)
+        fleet.relocate(
+            pipeline, worker.name, keeper.country, keeper.asn, keeper.as_name, names,
+            keeper.address,
+        )
         pipeline.execute()
     worker.queues = [
         worker.queue_class(

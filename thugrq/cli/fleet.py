@@ -7,23 +7,29 @@ from typing import Any
 import click
 
 from thugrq import fleet, geo
-from thugrq.cli.helpers import NO_COUNTRY, Output, RedisTarget, failures, json_option, pass_redis
+from thugrq.cli.helpers import (
+    NO_COUNTRY, Output, RedisTarget, failures, json_option, pass_redis, proxy_option,
+)
 from thugrq.exceptions import GeoError
+from thugrq.proxy import Proxy
 
 
 @click.command(name="geo")
 @click.option("--public-ip", metavar="ADDRESS", help="Locate this address instead of asking DNS.")
+@proxy_option("Locate the exit of this proxy, asking DNS through it, as a worker given it does.")
 @json_option("Print a JSON object.")
-def geo_command(public_ip: str | None, output: Output) -> None:
+def geo_command(public_ip: str | None, proxy: Proxy | None, output: Output) -> None:
     """Show this host's public address, country and ASN, and the queues a worker here would serve.
 
     The lookup goes through DNS: what-is-my-IP services, then Team Cymru's IP-to-ASN records.
-    THUGRQ_DNS=host:port sends every query to one server.
+    THUGRQ_DNS=host:port sends every query to one server. With --proxy, every query goes over
+    TCP through the proxy, and what is shown is where the proxy exits.
     """
     with failures(GeoError, prefix=NO_COUNTRY):
-        location = geo.locate(public_ip)
+        location = geo.locate(public_ip, proxy)
     queues = fleet.queues_for(location.country)
-    output.rows([{**location.to_dict(), "queues": queues}], _print_location)
+    row = {**location.to_dict(), "queues": queues, "proxy": str(proxy) if proxy else None}
+    output.rows([row], _print_location)  # str(proxy): never its credentials
 
 
 def _print_location(rows: list[dict[str, Any]]) -> None:
@@ -33,13 +39,17 @@ def _print_location(rows: list[dict[str, Any]]) -> None:
     click.echo(f"asn       AS{location['asn']} {location['as_name'] or ''}".rstrip())
     click.echo(f"prefix    {location['prefix']} ({location['registry']})")
     click.echo(f"queues    {', '.join(location['queues'])}")
+    if location["proxy"]:
+        click.echo(f"proxy     {location['proxy']}")
 
 
 @click.command()
 @json_option()
 @pass_redis
 def workers(target: RedisTarget, output: Output) -> None:
-    """List live workers: country, ASN, Thug version, queues, started and last seen."""
+    """List live workers: country, ASN and public address (a proxied worker's: its proxy's
+    exit), Thug version, queues, last seen, and the proxy it fetches through (never its
+    credentials)."""
     output.rows(fleet.workers(target.connect()), _print_workers)
 
 

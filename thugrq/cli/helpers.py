@@ -20,9 +20,10 @@ import click
 import redis
 
 from thugrq import config
-from thugrq.exceptions import ConfigError
+from thugrq.exceptions import ConfigError, InvalidInput
 from thugrq.options import Options
 from thugrq.personalities import DEFAULT_PERSONALITY
+from thugrq.proxy import PASSWORD_VARIABLE, USERNAME_VARIABLE, Proxy
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 T = TypeVar("T")
@@ -114,6 +115,23 @@ def json_option(help: str = "One JSON object per line instead of text.") -> Call
         "--json", "output", is_flag=True, help=help,
         callback=lambda ctx, param, value: Output(value),
     )
+
+
+def proxy_option(help: str) -> Callable:
+    """The --proxy URL option (else $THUGRQ_PROXY), handed to the command as `proxy`, a Proxy or
+    None: a refused URL is a usage error before the command runs."""
+    return click.option(
+        "--proxy", metavar="URL", envvar="THUGRQ_PROXY", callback=_parse_proxy,
+        help=f"{help} socks5://, socks5h:// or http:// HOST:PORT (default: $THUGRQ_PROXY); "
+        f"credentials from ${USERNAME_VARIABLE} and ${PASSWORD_VARIABLE}, never the URL.",
+    )
+
+
+def _parse_proxy(ctx: click.Context, param: click.Parameter, value: str | None) -> Proxy | None:
+    try:
+        return Proxy.parse(value) if value else None
+    except InvalidInput as error:
+        raise click.BadParameter(str(error)) from error
 
 
 def thug_options(command: Callable) -> Callable:

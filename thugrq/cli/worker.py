@@ -11,10 +11,11 @@ import sys
 import click
 
 from thugrq import config, fleet, location, worker
-from thugrq.cli.helpers import CONTEXT, NO_COUNTRY, Failure, failures
+from thugrq.cli.helpers import CONTEXT, NO_COUNTRY, Failure, failures, proxy_option
 from thugrq.countries import country_code, queue_name
 from thugrq.defaults import DEFAULT_MAX_MEMORY, DEFAULT_MAX_RESULT_BYTES, MIB, MIN_MAX_RESULT_BYTES
 from thugrq.exceptions import ConfigError, GeoError
+from thugrq.proxy import Proxy
 from thugrq.targets import ALLOW_VARIABLE, Policy
 from thugrq.worker import WorkerCrashed
 
@@ -54,6 +55,11 @@ from thugrq.worker import WorkerCrashed
     help="Look this host's location up again this often, and before a country job when the "
     "last check is older: a changed country switches the queues served, a failed lookup leaves "
     "generic only until one succeeds. Not with --country or --queue, which are kept.",
+)
+@proxy_option(
+    "Send every analysis's traffic through this proxy, and locate its exit (DNS over TCP "
+    "through it) instead of this host: the country served is the exit's, and none while the "
+    "proxy is unreachable."
 )
 @click.option(
     "--allow-private-targets",
@@ -96,6 +102,7 @@ def main(
     require_country: bool,
     public_ip: str | None,
     recheck: int,
+    proxy: Proxy | None,
     allow_private: str | None,
     max_result_bytes: str | None,
     max_memory: int,
@@ -126,12 +133,13 @@ def main(
             names = list(dict.fromkeys(queue_name(q) for q in queues))
             keeper = location.Keeper.given(country_code(country) if country else None)
         else:
-            keeper = location.for_worker(country, public_ip, require_country, recheck)
+            keeper = location.for_worker(country, public_ip, require_country, recheck, proxy)
             names = fleet.queues_for(keeper.country)
         try:
             worker.run(
                 names, keeper=keeper, policy=policy, redis_url=redis_url, burst=burst,
                 name=name, max_result_bytes=result_bound, max_memory=max_memory * MIB,
+                proxy=proxy,
             )
         except ImportError as error:
             raise Failure(
