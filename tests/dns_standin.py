@@ -34,7 +34,7 @@ class DnsStandIn:
     text]`, `mode` in answer/silent/garbage; with `reflect`, what-is-my-IP answers the query's
     source address. `transports` says how each query came (geo through a proxy uses TCP)."""
 
-    def __init__(self, host: str = "127.0.0.1", reflect: bool = False) -> None:
+    def __init__(self, host: str = "127.0.0.1", reflect: bool = False, port: int = 0) -> None:
         self.records: dict[tuple[str, str], list[str]] = {}
         self.prefixes: dict[ipaddress.IPv4Network, tuple[str, int]] = {}
         self.reflect = reflect
@@ -42,7 +42,8 @@ class DnsStandIn:
         self.queries: list[tuple[str, str]] = []
         self.sources: list[str] = []
         self.transports: list[str] = []
-        self.sock, self.listener = _bind_pair(host)
+        self.by_source: dict[tuple[str, str], dict[ipaddress.IPv4Network, str]] = {}
+        self.sock, self.listener = _bind_pair(host, port)
         self.host, self.port = self.sock.getsockname()
         self.threads = [
             threading.Thread(target=self._serve, daemon=True),
@@ -74,6 +75,13 @@ class DnsStandIn:
         self.add_txt(origin_name(address), f"{asn} | {prefix} | {country} | ripencc | 2001-01-01")
         self.add_txt(f"AS{asn}.asn.cymru.com", f"{asn} | {country} | ripencc | 2001-01-01 | {as_name}")
 
+    def add_by_source(self, name: str, rdtype: str, answers: dict[str, str]) -> None:
+        """Answer `name` by who asks: `answers` maps a source network to the record given to
+        askers in it (geo-DNS, as cloaking networks do per country)."""
+        self.by_source[(name.lower().rstrip("."), rdtype)] = {
+            ipaddress.IPv4Network(network): value for network, value in answers.items()
+        }
+
     def add_prefix(self, network: str, country: str, asn: int) -> None:
         """Place every address of `network` in `country` and AS `asn`, as Cymru would."""
         self.prefixes[ipaddress.IPv4Network(network)] = (country, asn)
@@ -85,6 +93,10 @@ class DnsStandIn:
         origin question from the prefix table (every matching prefix: geo takes the longest)."""
         if self.reflect and (name, rdtype) in WHOAMI:
             return [WHOAMI[(name, rdtype)].format(source)]
+        table = self.by_source.get((name, rdtype), {})
+        answers = [value for network, value in table.items() if ipaddress.ip_address(source) in network]
+        if answers:
+            return answers[:1]
         if rdtype != "TXT" or not name.endswith(ORIGIN_ZONE):
             return []
         try:
@@ -163,12 +175,12 @@ class DnsStandIn:
         self.listener.close()
 
 
-def _bind_pair(host: str) -> tuple[socket.socket, socket.socket]:
-    """A UDP socket and a listening TCP socket on one free port of `host` (retried when the TCP
-    side of the port the system gave the UDP socket is taken)."""
+def _bind_pair(host: str, port: int = 0) -> tuple[socket.socket, socket.socket]:
+    """A UDP socket and a listening TCP socket on one port of `host`: `port`, or a free one
+    (retried when the TCP side of the port the system gave the UDP socket is taken)."""
     for _ in range(20):
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        udp.bind((host, 0))
+        udp.bind((host, port))
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

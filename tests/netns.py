@@ -9,9 +9,9 @@ on this machine routes any of it: another range (a documentation one, say) may b
 machine's uplink, and shadowing it cuts the machine off. The hosts get no default route and the
 root namespace gets no new route out of the lab, so nothing leaves the machine.
 
-Everything a lab creates is named `PREFIX-...` and removed when it closes, when the process
-exits (atexit, SIGTERM) and, for what a killed run left behind, when the next lab of the same
-prefix opens. Needs root and iproute2 (`ip netns`); `unavailable()` says why a lab cannot run.
+Everything a lab creates (namespaces, links, /etc/netns files) is named `PREFIX-...` and
+removed when it closes, when the process exits (atexit, SIGTERM) and, for what a killed run
+left behind, when the next lab of the same prefix opens. Needs root and iproute2 (`ip netns`); `unavailable()` says why a lab cannot run.
 """
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 LAB = ipaddress.IPv4Network("198.18.0.0/15")
+#: Where `ip netns exec` finds a namespace's own /etc files.
+NETNS_ETC = Path("/etc/netns")
 #: The bridge's own address: where Redis, the site and the DNS stand-in listen.
 BRIDGE = ipaddress.IPv4Interface("198.18.0.1/24")
 #: The host's end of its veth link, inside its namespace.
@@ -96,11 +99,18 @@ def links(prefix: str) -> list[str]:
     ]
 
 
+def resolver_files(prefix: str) -> list[Path]:
+    """The /etc/netns directories of namespaces named PREFIX-... (their own resolv.conf)."""
+    return sorted(NETNS_ETC.glob(f"{prefix}-*"))
+
+
 def leftovers(prefix: str) -> list[str]:
-    """What of a lab of `prefix` exists now: namespaces and root-side interfaces."""
-    return [f"namespace {name}" for name in namespaces(prefix)] + [
-        f"interface {name}" for name in links(prefix)
-    ]
+    """What of a lab of `prefix` exists now: namespaces, root-side interfaces, resolver files."""
+    return (
+        [f"namespace {name}" for name in namespaces(prefix)]
+        + [f"interface {name}" for name in links(prefix)]
+        + [f"directory {path}" for path in resolver_files(prefix)]
+    )
 
 
 def lab_routes() -> list[str]:
@@ -131,6 +141,8 @@ def cleanup(prefix: str) -> None:
             ip("netns", "delete", name, check=False)
         for link in sorted(links(prefix), key=lambda name: name.endswith("-br")):
             ip("link", "delete", link, check=False)
+        for path in resolver_files(prefix):
+            shutil.rmtree(path, ignore_errors=True)
         left = leftovers(prefix)
         if not left:
             return
@@ -185,6 +197,20 @@ class Lab:
         ip(*inside, "route", "replace", str(LAB), "via", str(new.gateway.ip))
         ip(*inside, "address", "delete", str(old.interface), "dev", HOST_LINK)
         self.hosts[host] = new
+
+    def resolve_with(self, host: str, nameserver: str) -> None:
+        """Give `host` its own resolver: `ip netns exec` mounts /etc/netns/NAMESPACE/resolv.conf
+        over /etc/resolv.conf for what it runs there (port 53: resolv.conf has no other)."""
+        directory = NETNS_ETC / self.hosts[host].link
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "resolv.conf").write_text(f"nameserver {nameserver}\noptions timeout:2 attempts:1\n")
+
+    def add_service_address(self, interface: str) -> None:
+        """Another address of the root namespace on the bridge, inside BRIDGE's subnet: a second
+        service the hosts reach, e.g. the other answer of a name resolved per country."""
+        if ipaddress.IPv4Interface(interface).network != BRIDGE.network:
+            raise LabError(f"{interface}: not in {BRIDGE.network}")
+        ip("address", "add", interface, "dev", self.bridge)
 
     def set_link(self, host: str, up: bool) -> None:
         """Take the root-side end of `host`'s veth link down (a partition: the host reaches

@@ -113,7 +113,7 @@ class Site:
     """A running test site; `url(path)` builds addresses, `requests` lists paths served and
     `visits` each request's client and target."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.requests: list[str] = []
         self.visits: list[Visit] = []
         site = self
@@ -198,7 +198,7 @@ class Site:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self.host, self.port = self.server.server_address[:2]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -24,12 +24,14 @@ def own_site():
         yield running
 
 
-def analyse_forked(url: str, context: AnalysisContext | None) -> dict[str, Any]:
+def analyse_forked(
+    url: str, context: AnalysisContext | None, options: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """`analyze` in a forked process, as in a work horse: it patches sockets and files for the
     life of its process."""
 
     def child(outcome: Any) -> None:
-        outcome.put(json.dumps(analysis.analyze(url, {}, context=context)))
+        outcome.put(json.dumps(analysis.analyze(url, options or {}, context=context)))
 
     forked = multiprocessing.get_context("fork")
     outcome = forked.Queue()

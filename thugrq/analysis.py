@@ -21,6 +21,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from types import FrameType, ModuleType
 from typing import Any
@@ -32,12 +34,17 @@ from thugrq.limits import MEMORY_REASON, Downloads, limited_downloads
 from thugrq.sandbox import confine
 from thugrq.targets import Guard, url_refusal
 from thugrq.options import Options, check_url
+from thugrq.proxy import UNREACHABLE, Proxy
 
 #: The dotted name of `analyze` that newly submitted jobs carry.
 ANALYZE = "thugrq.analysis.analyze"
 #: Every name a worker runs as `analyze`: ANALYZE, and its name in jobs queued before this
 #: module was thugrq.analysis (it was thugrq.jobs). Any other job function is refused.
 JOB_FUNCTIONS = (ANALYZE, "thugrq.jobs.analyze")
+#: Environment variables through which requests would pick another proxy, or none.
+PROXY_VARIABLES = tuple(
+    name for base in ("all_proxy", "http_proxy", "https_proxy", "no_proxy") for name in (base, base.upper())
+)
 
 
 class AnalysisTimeout(BaseException):
@@ -83,7 +90,7 @@ def analyze(
     timed_out = f"analysis exceeded {checked.timeout} s"
     refused, blocked = truncation.Capped(), truncation.Capped()  # a page may add to them without end
     downloads = Downloads(checked.max_response_bytes, checked.max_download_bytes)
-    guard = Guard(context.policy, refused)
+    guard = Guard(context.policy, refused, context.proxy)
 
     def document(status: str, error: str | None, log: dict[str, Any] | None) -> dict[str, Any]:
         return results.build(
@@ -111,7 +118,12 @@ def analyze(
             document(results.STATUS_TIMEOUT, timed_out + " (JavaScript never yielded)", _snapshot())
         )
 
-    refusal = url_refusal(url, context.policy)
+    refusal = url_refusal(url, context.policy, resolve=not (context.proxy and context.proxy.remote_dns))
+    if context.proxy and checked.proxy:
+        refusal = (
+            "the job asks for a proxy of its own, but this worker fetches only through its own "
+            "(its country is that proxy's exit's): submit it without --proxy"
+        )
     if refusal:
         return document(results.STATUS_REFUSED, refusal, None)
     scratch = tempfile.mkdtemp(prefix="thugrq-")
@@ -123,22 +135,24 @@ def analyze(
             guard,
             Deadline(checked.timeout, AnalysisTimeout, overrun if context.on_overrun else None),
         ):
-            log = _run_thug(url, checked, scratch, downloads)
-        return document(results.STATUS_COMPLETED, None, log)
+            log = _run_thug(url, checked, scratch, downloads, context.proxy)
+        failure = _proxy_failure(context.proxy)
+        return document(results.STATUS_ERROR if failure else results.STATUS_COMPLETED, failure, log)
     except AnalysisTimeout:
         return document(results.STATUS_TIMEOUT, timed_out, _thug_json_log())
     except MemoryError as exc:  # the horse's address-space limit (thugrq.limits); no log:
         # copying it is what might fail next
         return document(results.STATUS_ERROR, f"{MEMORY_REASON}: {type(exc).__name__} {exc}", None)
     except Exception as exc:  # noqa: BLE001 - any Thug failure becomes a visible result
-        return document(results.STATUS_ERROR, f"{type(exc).__name__}: {exc}", _thug_json_log())
+        error = _proxy_failure(context.proxy) or f"{type(exc).__name__}: {exc}"
+        return document(results.STATUS_ERROR, error, _thug_json_log())
     finally:
         os.chdir(previous_cwd)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _run_thug(
-    url: str, options: Options, scratch: str, downloads: Downloads
+    url: str, options: Options, scratch: str, downloads: Downloads, proxy: Proxy | None
 ) -> dict[str, Any] | None:
     from thug.ThugAPI import ThugAPI
 
@@ -156,10 +170,39 @@ def _run_thug(
     thug.set_json_logging()
     thug.log_init(url)
     thug.set_log_dir(scratch)
-    with limited_downloads(downloads):
+    if proxy:
+        thug.set_proxy(proxy.url)  # Thug checks that it answers before the first fetch
+    with limited_downloads(downloads), _every_session_through(proxy):
         thug.run_remote(url)
     thug.log_event()
     return _thug_json_log()
+
+
+@contextmanager
+def _every_session_through(proxy: Proxy | None) -> Iterator[None]:
+    """Send every requests session of the analysis through `proxy`: Thug gives its proxy to
+    its main session only, and its async prefetcher would fetch from this host (the guard
+    would refuse it). Requests reads the proxy of every session from the environment."""
+    if proxy is None:
+        yield
+        return
+    saved = {name: os.environ.pop(name, None) for name in PROXY_VARIABLES}
+    os.environ["all_proxy"] = proxy.url
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
+
+
+def _proxy_failure(proxy: Proxy | None) -> str | None:
+    """Why an analysis through `proxy` does not stand, or None: when the proxy stopped
+    answering, what the page fetched through it is partial, and nothing came from elsewhere
+    (the guard sees to that)."""
+    reason = proxy.probe() if proxy else None
+    return f"{UNREACHABLE}: {proxy} ({reason})" if reason else None
 
 
 def _thug_json_log() -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from thugrq import config
+from thugrq.proxy import Proxy
 from thugrq.targets import Policy
 
 
@@ -53,6 +54,8 @@ class AnalysisContext:
     policy: Policy = field(default_factory=Policy.from_environment)
     #: The bound on the stored result document, in bytes (thugrq.results).
     max_result_bytes: int = field(default_factory=config.max_result_bytes)
+    #: The proxy every fetch goes through (thugrq.proxy), or None: straight from this host.
+    proxy: Proxy | None = None
     #: Records the result of an analysis stuck in JavaScript past its deadline and ends the
     #: process (thugrq.deadline). A work horse has one for its job; without it such an analysis
     #: runs until its job is killed.

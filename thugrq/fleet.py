@@ -32,6 +32,10 @@ class WorkerRecord:
     queues: list[str]
     started: str
     last_seen: str
+    #: The public address the worker's last location check found: its proxy's exit, if any.
+    address: str | None = None
+    #: The proxy its analyses go through (thugrq.proxy: shown without credentials), if any.
+    proxy: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -91,9 +95,10 @@ def relocate(
     asn: int | None,
     as_name: str | None,
     queues: list[str],
+    address: str | None = None,
 ) -> None:
     """Record where a worker now stands and the queues it now serves (thugrq.location)."""
-    fields = {"country": country, "asn": asn, "as_name": as_name, "queues": queues}
+    fields = {"country": country, "asn": asn, "as_name": as_name, "queues": queues, "address": address}
     connection.hset(RECORD_PREFIX + name, mapping={k: json.dumps(v) for k, v in fields.items()})
 
 
@@ -103,12 +108,15 @@ def unregister(connection: redis.Redis, name: str) -> None:
 
 def workers(connection: redis.Redis) -> list[WorkerRecord]:
     """Every live worker's record, by name."""
-    fields = [field.name for field in dataclasses.fields(WorkerRecord)]
+    fields = dataclasses.fields(WorkerRecord)
     records = []
     for key in sorted(connection.scan_iter(match=RECORD_PREFIX + "*", count=500)):
         raw = connection.hgetall(key)
         try:
-            values = {name: json.loads(raw[name.encode()]) for name in fields}
+            values = {  # a field with a default may be missing: a record of an older worker
+                field.name: json.loads(raw[field.name.encode()]) for field in fields
+                if field.name.encode() in raw or field.default is dataclasses.MISSING
+            }
         except (KeyError, ValueError):
             continue  # half-written or expired between SCAN and HGETALL
         records.append(WorkerRecord(**values))

@@ -126,10 +126,11 @@ class Keeper:
 
     def may_start(self, queue: str) -> bool:
         """Whether a job from `queue` may start here: a country job only where the location,
-        re-checked first when due, is that country."""
+        re-checked first when due or when the proxy stopped answering (its exit is then
+        unknown), is that country."""
         if not self.rechecks or queue == GENERIC_QUEUE:
             return True
-        if self.due():
+        if self.due() or (self.proxy and self.proxy.probe()):
             self.check()
         return self.country == queue
 

@@ -17,8 +17,11 @@ import os
 import socket
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from thugrq.proxy import Proxy
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -192,27 +195,31 @@ def _embedded_ipv4(ip: Address) -> ipaddress.IPv4Address | None:
 REFUSAL_HINT = "workers analyse public addresses only unless started with --allow-private-targets"
 
 
-def url_refusal(url: str, policy: Policy) -> str | None:
+def url_refusal(url: str, policy: Policy, resolve: bool = True) -> str | None:
     """Why the first URL is refused before any connection, or None.
 
-    A name is resolved here and refused when every address it has is refused; the connection
-    guard still checks whatever address is used later.
+    A name is resolved here (unless `resolve` is false: a proxy resolves it, and a lookup here
+    would only leak it) and refused when every address it has is refused; the connection guard
+    still checks whatever address is used later.
     """
-    host = urlsplit(url).hostname or ""
+    reason = _host_refusal(urlsplit(url).hostname or "", policy, resolve)
+    return f"target refused: {reason}; {REFUSAL_HINT}" if reason else None
+
+
+def _host_refusal(host: str, policy: Policy, resolve: bool) -> str | None:
     literal = True
     try:
         addresses = [str(ipaddress.ip_address(host))]
     except ValueError:
         literal = False
         try:
-            addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, None)})
+            addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, None)}) if resolve else []
         except (socket.gaierror, UnicodeError):
             return None  # Thug will report that the name does not resolve
     refusals = [policy.refusal(address) for address in addresses]
     if not addresses or not all(refusals):
         return None
-    reason = refusals[0] if literal else f"{host} resolves only to refused addresses ({refusals[0]})"
-    return f"target refused: {reason}; {REFUSAL_HINT}"
+    return refusals[0] if literal else f"{host} resolves only to refused addresses ({refusals[0]})"
 
 
 
@@ -227,20 +234,43 @@ class Guard:
     the deadline thread that records a stuck analysis. Every other thread stays guarded.
     """
 
-    def __init__(self, policy: Policy, refused: list[dict[str, Any]]) -> None:
-        self.policy, self.refused = policy, refused
+    def __init__(
+        self, policy: Policy, refused: list[dict[str, Any]], proxy: Proxy | None = None
+    ) -> None:
+        self.policy, self.refused, self.proxy = policy, refused, proxy
+        import requests  # Thug's: a worker's, not a submitter's, dependency
+
         self._originals = (socket.socket.connect, socket.socket.connect_ex)
+        self._session, self._send = requests.Session, requests.Session.send
         self._trusted: set[int] = set()
         self._threads_before: set[threading.Thread] = set()
+        #: Behind a proxy, the only addresses the page's fetches may connect to.
+        self._exits = _addresses(proxy.host, proxy.port) if proxy else None
 
     def _check(self, sock: socket.socket, address: Any) -> None:
         if threading.get_ident() in self._trusted:
             return
         if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
-            reason = self.policy.refusal(str(address[0]))
-            if reason:
-                self.refused.append({"address": str(address[0]), "port": address[1], "reason": reason})
-                raise TargetRefused(f"connection refused by thugrq: {reason}")
+            if self._exits is None:
+                self._refuse(str(address[0]), address[1], self.policy.refusal(str(address[0])))
+            elif _normal(str(address[0])) not in self._exits:  # the proxy: whatever its address
+                self._refuse(str(address[0]), address[1], f"not through the proxy {self.proxy}")
+
+    def _check_target(self, url: str) -> None:
+        """Behind a proxy the sockets reach only the proxy: the page's target is judged by its
+        URL, its name resolved here only when the proxy would not resolve it."""
+        if threading.get_ident() in self._trusted or self.proxy is None:
+            return
+        parts = urlsplit(url)
+        self._refuse(
+            parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80),
+            _host_refusal(parts.hostname or "", self.policy, not self.proxy.remote_dns),
+        )
+
+    def _refuse(self, address: str, port: int, reason: str | None) -> None:
+        if reason:
+            self.refused.append({"address": address, "port": port, "reason": reason})
+            raise TargetRefused(f"connection refused by thugrq: {reason}")
 
     def __enter__(self) -> Guard:
         connect, connect_ex = self._originals
@@ -255,7 +285,13 @@ class Guard:
             check(sock, address)
             return connect_ex(sock, address)
 
+        def guarded_send(session: Any, request: Any, **kwargs: Any) -> Any:
+            self._check_target(request.url)
+            return send(session, request, **kwargs)
+
+        send = self._send
         socket.socket.connect, socket.socket.connect_ex = guarded_connect, guarded_connect_ex
+        self._session.send = guarded_send
         return self
 
     def trust(self) -> None:
@@ -267,3 +303,16 @@ class Guard:
         started = set(threading.enumerate()) - self._threads_before
         if not any(thread.ident not in self._trusted for thread in started):
             socket.socket.connect, socket.socket.connect_ex = self._originals
+            self._session.send = self._send
+
+
+def _normal(address: str) -> Address:
+    return ipaddress.ip_address(address.split("%", 1)[0])
+
+
+def _addresses(host: str, port: int) -> set[Address]:
+    """Every address `host` has (the worker's own lookup: trusted, made before any page runs)."""
+    try:
+        return {_normal(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+    except (socket.gaierror, UnicodeError):
+        return set()  # an unknown proxy: nothing is reachable, Thug reports the proxy down

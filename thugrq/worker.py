@@ -44,6 +44,7 @@ from thugrq.fencing import FencingWorker
 from thugrq.job import ThugrqJob, exception_line
 from thugrq.limits import MEMORY_REASON, MemoryBound
 from thugrq.outages import RidesOut
+from thugrq.proxy import Proxy
 from thugrq.queue import ThugrqQueue, thugrq_classes
 from thugrq.targets import Policy
 
@@ -132,7 +133,8 @@ class ThugrqWorker(RidesOut, FencingWorker):
         kwargs.setdefault("job_monitoring_interval", JOB_MONITORING_INTERVAL)
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
         super().__init__(queues, *args, **kwargs)
-        self.context = context
+        self.context = context or AnalysisContext()
+        self.started = fleet.now()
 
     @property
     def dequeue_timeout(self) -> int:
@@ -216,10 +218,9 @@ class ThugrqWorker(RidesOut, FencingWorker):
             self._finalize_success(job, queue, execution, document)
             os._exit(0)
 
-        context = self.context or AnalysisContext()
         assert isinstance(job, ThugrqJob)
         identity = self.keeper.identity(self.name)  # where the worker stands as the job starts
-        job.context = replace(context, identity=identity, on_overrun=overrun)  # in the horse
+        job.context = replace(self.context, identity=identity, on_overrun=overrun)  # in the horse
         return super().perform_job(job, queue, execution)
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
@@ -266,7 +267,6 @@ class ThugrqWorker(RidesOut, FencingWorker):
 
     def register_birth(self) -> None:
         super().register_birth()
-        self.started = fleet.now()
         self.register_in_fleet()
 
     def register_in_fleet(self) -> None:
@@ -279,6 +279,8 @@ class ThugrqWorker(RidesOut, FencingWorker):
             queues=self.queue_names(),
             started=self.started,
             last_seen=fleet.now(),
+            address=self.keeper.address,
+            proxy=str(self.context.proxy) if self.context.proxy else None,
         )
         fleet.register(self.connection, record, ttl=FLEET_RECORD_TTL)
 
@@ -322,23 +324,21 @@ def run(
     burst: bool = False,
     name: str | None = None,
     max_memory: int | None = None,
+    proxy: Proxy | None = None,
 ) -> bool:
     """Serve `queues` in order of priority; returns whether any job was processed."""
     connection = config.connect(redis_url)
     versions = analysis.thug_versions()  # imports Thug here, once, before any horse is forked
     name = name or default_name(keeper.country)
-    context = AnalysisContext(policy=policy, max_result_bytes=max_result_bytes)
+    context = AnalysisContext(policy=policy, max_result_bytes=max_result_bytes, proxy=proxy)
     worker = ThugrqWorker(queues, connection=connection, name=name, keeper=keeper, context=context)
     worker.memory = MemoryBound(max_memory) if max_memory else None
+    engine = f"{versions['jsengine']} {versions['jsengine_version']}"
     log.info(
-        "thugrq worker %s: Thug %s (%s %s), queues %s",
-        worker.name,
-        versions["version"],
-        versions["jsengine"],
-        versions["jsengine_version"],
-        ", ".join(queues),
+        "thugrq worker %s: Thug %s (%s), queues %s",
+        worker.name, versions["version"], engine, ", ".join(queues),
     )
-    log.info("targets: %s", policy.describe())
+    log.info("targets: %s; fetched %s", policy.describe(), f"through {proxy}" if proxy else "directly")
     log.info("memory: %s", f"at most {max_memory // MIB} MiB a horse" if max_memory else "unbounded")
     log.info("results: at most %s bytes each", max_result_bytes)
     worked = worker.work(burst=burst, logging_level="INFO", with_scheduler=True)

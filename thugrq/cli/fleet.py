@@ -57,11 +57,15 @@ def _print_workers(records: list[fleet.WorkerRecord]) -> None:
     if not records:
         click.echo("no live workers", err=True)
         return
-    click.echo(f"{'NAME':<32} {'COUNTRY':<7} {'ASN':<8} {'THUG':<6} {'QUEUES':<14} LAST SEEN")
+    click.echo(
+        f"{'NAME':<32} {'COUNTRY':<7} {'ASN':<8} {'ADDRESS':<15} {'THUG':<6} {'QUEUES':<14} "
+        "LAST SEEN  VIA"
+    )
     for record in records:
         click.echo(
             f"{record.name:<32} {record.country or '-':<7} {record.asn or '-':<8} "
-            f"{record.thug:<6} {','.join(record.queues):<14} {record.last_seen}"
+            f"{record.address or '-':<15} {record.thug:<6} {','.join(record.queues):<14} "
+            f"{record.last_seen}  {record.proxy or 'direct'}"
         )
 
 
