@@ -31,6 +31,7 @@ from thugrq import results, truncation
 from thugrq.context import AnalysisContext
 from thugrq.deadline import Deadline
 from thugrq.limits import MEMORY_REASON, Downloads, limited_downloads
+from thugrq.resolutions import Resolutions
 from thugrq.sandbox import confine
 from thugrq.targets import Guard, url_refusal
 from thugrq.options import Options, check_url
@@ -91,6 +92,7 @@ def analyze(
     refused, blocked = truncation.Capped(), truncation.Capped()  # a page may add to them without end
     downloads = Downloads(checked.max_response_bytes, checked.max_download_bytes)
     guard = Guard(context.policy, refused, context.proxy)
+    lookups = Resolutions(context.proxy)
 
     def document(status: str, error: str | None, log: dict[str, Any] | None) -> dict[str, Any]:
         return results.build(
@@ -106,6 +108,7 @@ def analyze(
             refused=refused,
             blocked_writes=blocked,
             limited=downloads.limited,
+            dns=lookups.answers(log),
             max_bytes=context.max_result_bytes,
         )
 
@@ -133,6 +136,7 @@ def analyze(
         with (
             confine(scratch, blocked),
             guard,
+            lookups,
             Deadline(checked.timeout, AnalysisTimeout, overrun if context.on_overrun else None),
         ):
             log = _run_thug(url, checked, scratch, downloads, context.proxy)

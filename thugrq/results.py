@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from thugrq.defaults import DEFAULT_MAX_RESULT_BYTES
+from thugrq.resolutions import PROXY
 from thugrq.truncation import MAX_ITEMS, MAX_STRING, SUMMARY_ITEMS, SUMMARY_STRING, bound, cap_into
 
 SCHEMA = "thugrq.result/1"
@@ -45,17 +46,19 @@ def build(
     refused: Sequence[dict[str, Any]] = (),
     blocked_writes: Sequence[dict[str, str]] = (),
     limited: Sequence[dict[str, Any]] = (),
+    dns: Sequence[dict[str, Any]] = (),
     max_bytes: int = DEFAULT_MAX_RESULT_BYTES,
 ) -> dict[str, Any]:
     """Assemble the versioned result document, at most `max_bytes` as stored (`bound`);
     `refused` lists the connections the worker refused during the analysis (thugrq.targets),
     `blocked_writes` the file changes outside its directory (thugrq.sandbox), `limited` the
-    fetches abandoned at a download cap (thugrq.limits): `Capped` lists."""
+    fetches abandoned at a download cap (thugrq.limits), `dns` the host names resolved and
+    their answers (thugrq.resolutions): `Capped` lists."""
     log = log or {}
     truncated: dict[str, Counter[str]] = {}
     summary = {
         **summarize(url, log), "refused": refused, "blocked_writes": blocked_writes,
-        "limited": limited,
+        "limited": limited, "dns": dns,
     }
     document = {
         "schema": SCHEMA,
@@ -193,6 +196,17 @@ def _whereabouts(worker: dict[str, Any]) -> str:
     return f"{where.get('address')} in {where['country']}, {network}, checked {where.get('checked')}"
 
 
+def _resolution(entry: dict[str, Any], entries: list[dict[str, Any]]) -> str:
+    """One DNS answer on one line; with its time when the name got several answers."""
+    host = entry.get("host")
+    if entry.get("resolver") == PROXY:
+        return f"{host}: resolved by the proxy"
+    addresses = ", ".join(map(str, entry.get("addresses") or []))
+    answer = f"{host}: {entry['error']}" if entry.get("error") else f"{host} -> {addresses}"
+    repeated = sum(other.get("host") == host for other in entries) > 1
+    return f"{answer}  (at {entry.get('resolved_at')})" if repeated else answer
+
+
 def format_summary(document: dict[str, Any], replaced: Sequence[dict[str, Any]] = ()) -> str:
     """The human view of a result document, as `thugrq result` prints it, and of the refused
     outcomes of attempts that another replaced (thugrq.fencing.superseded), which are not it."""
@@ -231,6 +245,8 @@ def format_summary(document: dict[str, Any], replaced: Sequence[dict[str, Any]] 
         )
     for match in summary.get("classifiers") or []:
         lines.append(f"Classifier   {match.get('classifier')}: {match.get('rule')} at {match.get('url')}")
+    for entry in summary.get("dns") or []:
+        lines.append(f"Resolved     {_resolution(entry, summary['dns'])}")
     for refusal in summary.get("refused") or []:
         lines.append(
             f"Refused      {refusal.get('address')} port {refusal.get('port')}: {refusal.get('reason')}"

@@ -89,7 +89,8 @@ def group_command(target: RedisTarget, group_id: str, output: Output) -> None:
     """Show every job of a group and compare the finished analyses of each URL.
 
     The comparison names each URL whose final URL, redirect chain, exploits or samples
-    differ between countries or personalities, and who saw what: the mark of cloaking.
+    differ between countries or personalities, and each host name whose DNS answers differ,
+    and who saw what: the mark of cloaking.
     A country job analysed from another country (or from no verified one) is flagged
     MISPLACED.
     """
@@ -117,7 +118,7 @@ def _print_comparison(outcomes: list[job.Outcome], differences: list[Any]) -> No
     if not differences:
         click.echo("No differences between the finished analyses of each URL.")
     for difference in differences:
-        click.echo(f"\nDIFFERENT {difference.aspect} for {difference.url}:")
+        click.echo(f"\nDIFFERENT {difference.title} for {difference.url}:")
         for value, who in difference.seen.items():
             click.echo(f"  {', '.join(who)}:\n    {value}")
 
