@@ -27,6 +27,7 @@ import redis
 from tests import netns
 from tests.conftest import BIN, stop_all, wait_for
 from tests.dns_standin import DnsStandIn
+from tests.test_dashboard import get
 from tests.site import Site
 from tests.test_netns_fleet import DROPPED, bridge_redis, fetched_by, tag_of  # noqa: F401
 from thugrq import fleet
@@ -230,8 +231,10 @@ def test_a_proxy_whose_exit_moves_to_germany_moves_its_worker_to_de(proxy_lab):
         wait_for(lambda: (r := proxy_lab.record("via-socks")) and r.country == "US", timeout=60)
 
 
-def test_the_proxys_credentials_appear_nowhere(proxy_lab):
+def test_the_proxys_credentials_appear_nowhere(proxy_lab, dashboard):
     secret = CREDENTIALS[PASSWORD_VARIABLE]
+    jobs = proxy_lab.enqueue("--country", "US", proxy_lab.site.url("/chain/final?job=secretless"))
+    proxy_lab.finish(jobs)
     commands = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     worker_commands = [line for line in commands.splitlines() if "thugrq-worker" in line]
     assert worker_commands and not any(secret in line for line in worker_commands)
@@ -240,6 +243,11 @@ def test_the_proxys_credentials_appear_nowhere(proxy_lab):
     dump = [connection.dump(key) or b"" for key in connection.scan_iter(count=1000)]
     assert dump and not any(secret.encode() in value for value in dump)
     assert secret not in proxy_lab.thugrq("workers", "--json")
+    assert secret not in proxy_lab.thugrq("result", jobs[0]["id"], "--json")
+    base = dashboard(environment=proxy_lab.environment())
+    for page in ("0/data/workers.json", "0/data/queues.json", f"0/data/job/{jobs[0]['id']}.json"):
+        status, body = get(base + page)
+        assert status == 200 and secret.encode() not in body, page
 
 
 def test_a_group_over_two_countries_reports_the_dns_answers_that_differ(proxy_lab):
