@@ -14,6 +14,7 @@ from typing import Any
 
 from thugrq import config
 from thugrq.proxy import Proxy
+from thugrq.samples import Store
 from thugrq.targets import Policy
 
 
@@ -60,3 +61,6 @@ class AnalysisContext:
     #: process (thugrq.deadline). A work horse has one for its job; without it such an analysis
     #: runs until its job is killed.
     on_overrun: Callable[[dict[str, Any]], None] | None = None
+    #: Where the files the analysis downloads are kept (thugrq.samples), or None: they are only
+    #: hashed. A worker gives each horse its store, with the job's result TTL.
+    samples: Store | None = None
