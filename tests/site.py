@@ -1,17 +1,20 @@
 """The test site: an HTTP server on 127.0.0.1 serving the pages thugrq's tests analyse.
 
 Each page exercises one thing Thug must report: an ActiveX exploit, a redirect chain, an
-obfuscated script, a binary download, a slow response, a huge page; and one thing a dashboard
-must not do: run the markup of an analysed page. The server records every request path so tests
-can tell what was (or was not) fetched, and who fetched what (`visits`): on the namespace lab
-(tests/netns.py) the client address says which host, hence which country, ran an analysis.
+obfuscated script, a binary download (and a 5 MB one), a slow response, a huge page; and one
+thing a dashboard must not do: run the markup of an analysed page. The server records every
+request path so tests can tell what was (or was not) fetched, and who fetched what (`visits`):
+on the namespace lab (tests/netns.py) the client address says which host, hence which
+country, ran an analysis.
 """
 
 from __future__ import annotations
 
+import random
 import struct
 import threading
 import time
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
@@ -35,6 +38,9 @@ META_REFRESH = b'<html><head><meta http-equiv="refresh" content="0;url=/chain/js
 JS_LOCATION = b'<html><body><script>window.location = "/chain/final";</script></body></html>'
 FINAL = b"<html><body><p>the end of the chain</p></body></html>"
 DOWNLOAD = b'<html><body><script>window.location = "/sample.exe";</script></body></html>'
+BIG_DOWNLOAD = b'<html><body><script>window.location = "/big-sample.exe";</script></body></html>'
+#: The size of /big-sample.exe: past Thug's and thugrq's 64 KiB caps on what the log keeps.
+BIG_SAMPLE_BYTES = 5 * 1000 * 1000
 # Markup that runs a script wherever a page inserts it as HTML: the analyst's dashboard must not.
 HOSTILE = b"<html><body><img src=/hostile.png onerror=window.pwned=1><p>hostile</p></body></html>"
 SLOW_SCRIPT = b'<html><body><script src="/slow?seconds=30"></script></body></html>'
@@ -81,6 +87,14 @@ def pe_sample() -> bytes:
     return dos + pe + b"\x00" * 512
 
 
+@cache
+def big_sample() -> bytes:
+    """`pe_sample()` followed by pseudo-random bytes (the same every run, and incompressible,
+    as packed payloads are) up to BIG_SAMPLE_BYTES."""
+    head = pe_sample()
+    return head + random.Random(16).randbytes(BIG_SAMPLE_BYTES - len(head))
+
+
 PAGES: dict[str, tuple[str, bytes]] = {
     "/activex": ("text/html", ACTIVEX),
     "/obfuscated": ("text/html", OBFUSCATED),
@@ -89,6 +103,8 @@ PAGES: dict[str, tuple[str, bytes]] = {
     "/chain/final": ("text/html", FINAL),
     "/download": ("text/html", DOWNLOAD),
     "/sample.exe": ("application/octet-stream", pe_sample()),
+    "/big-download": ("text/html", BIG_DOWNLOAD),
+    "/big-sample.exe": ("application/octet-stream", big_sample()),
     "/slow-script": ("text/html", SLOW_SCRIPT),
     "/hostile": ("text/html", HOSTILE),
     "/infinite-loop": ("text/html", INFINITE_LOOP),

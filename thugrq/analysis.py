@@ -5,13 +5,14 @@ first job (`load_thug`), so each horse inherits it ready; everything Thug sets u
 lives and dies with the horse.
 
 What the analysis takes from the worker (who runs it, the targets it may reach, the bound on its
-result, how to record an overrun) is an explicit argument, `context` (thugrq.context), never
-module state: the job stays `analyze(url, options)` in Redis, and the worker binds its context
-when the job resolves its function (thugrq.job.ThugrqJob.func, set in the horse by
-thugrq.worker.ThugrqWorker.perform_job). A parameter rather than a ContextVar or a module
-global: what an analysis depends on shows in its signature, nothing is set at a distance, and a
-test's or a script's context is just an argument. Left out, it is the environment's
-(`AnalysisContext()`), so that a script can call `analyze(url, options)` as it is.
+result, how to record an overrun, where to keep the files it downloads) is an explicit
+argument, `context` (thugrq.context), never module state: the job stays `analyze(url,
+options)` in Redis, and the worker binds its context when the job resolves its function
+(thugrq.job.ThugrqJob.func, set in the horse by thugrq.worker.ThugrqWorker.perform_job).
+A parameter rather than a ContextVar or a module global: what an analysis depends on shows in
+its signature, nothing is set at a distance, and a test's or a script's context is just an
+argument. Left out, it is the environment's (`AnalysisContext()`), so that a script can call
+`analyze(url, options)` as it is.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from datetime import datetime, timezone
 from types import FrameType, ModuleType
 from typing import Any
 
-from thugrq import results, truncation
+from thugrq import results, samples, truncation
 from thugrq.context import AnalysisContext
 from thugrq.deadline import Deadline
 from thugrq.limits import MEMORY_REASON, Downloads, limited_downloads
 from thugrq.resolutions import Resolutions
 from thugrq.sandbox import confine
 from thugrq.targets import Guard, url_refusal
+from thugrq.truncation import SUMMARY_ITEMS
 from thugrq.options import Options, check_url
 from thugrq.proxy import UNREACHABLE, Proxy
 
@@ -109,6 +111,9 @@ def analyze(
             blocked_writes=blocked,
             limited=downloads.limited,
             dns=lookups.answers(log),
+            samples=samples.summaries(
+                (log or {}).get("files") or [], context.samples, SUMMARY_ITEMS
+            ),
             max_bytes=context.max_result_bytes,
         )
 

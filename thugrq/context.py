@@ -64,3 +64,14 @@ class AnalysisContext:
     #: Where the files the analysis downloads are kept (thugrq.samples), or None: they are only
     #: hashed. A worker gives each horse its store, with the job's result TTL.
     samples: Store | None = None
+
+    def for_job(
+        self,
+        identity: Identity,
+        on_overrun: Callable[[dict[str, Any]], None] | None,
+        result_ttl: int | None,
+    ) -> AnalysisContext:
+        """This context for one job, in its horse: who runs it as it starts, how to record its
+        overrun, and its samples kept as long as its result (`result_ttl` seconds)."""
+        samples = self.samples.for_job(result_ttl) if self.samples else None
+        return dataclasses.replace(self, identity=identity, on_overrun=on_overrun, samples=samples)

@@ -9,8 +9,6 @@ The caps and the bound themselves live in thugrq.truncation.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -18,6 +16,7 @@ from typing import Any
 
 from thugrq.defaults import DEFAULT_MAX_RESULT_BYTES
 from thugrq.resolutions import PROXY
+from thugrq.samples import summaries
 from thugrq.truncation import MAX_ITEMS, MAX_STRING, SUMMARY_ITEMS, SUMMARY_STRING, bound, cap_into
 
 SCHEMA = "thugrq.result/1"
@@ -47,17 +46,19 @@ def build(
     blocked_writes: Sequence[dict[str, str]] = (),
     limited: Sequence[dict[str, Any]] = (),
     dns: Sequence[dict[str, Any]] = (),
+    samples: Sequence[dict[str, Any]] | None = None,
     max_bytes: int = DEFAULT_MAX_RESULT_BYTES,
 ) -> dict[str, Any]:
     """Assemble the versioned result document, at most `max_bytes` as stored (`bound`);
     `refused` lists the connections the worker refused during the analysis (thugrq.targets),
     `blocked_writes` the file changes outside its directory (thugrq.sandbox), `limited` the
     fetches abandoned at a download cap (thugrq.limits), `dns` the host names resolved and
-    their answers (thugrq.resolutions): `Capped` lists."""
+    their answers (thugrq.resolutions): `Capped` lists; `samples` the downloaded files as
+    thugrq.samples.summaries described (and kept) them, else they are described here."""
     log = log or {}
     truncated: dict[str, Counter[str]] = {}
     summary = {
-        **summarize(url, log), "refused": refused, "blocked_writes": blocked_writes,
+        **summarize(url, log, samples), "refused": refused, "blocked_writes": blocked_writes,
         "limited": limited, "dns": dns,
     }
     document = {
@@ -83,11 +84,15 @@ def build(
     return bound(document, max_bytes, truncated)
 
 
-def summarize(url: str, log: dict[str, Any]) -> dict[str, Any]:
-    """The facts an analyst reads first, taken from Thug's JSON log."""
+def summarize(
+    url: str, log: dict[str, Any], samples: Sequence[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The facts an analyst reads first, taken from Thug's JSON log; the downloaded files as
+    `samples` describes them, else hashed here (not kept)."""
     connections = _list(log, "connections")
     chain = redirect_chain(url, connections)
-    samples = [_sample(entry) for entry in _list(log, "files")]
+    if samples is None:
+        samples = summaries(_list(log, "files"), None, SUMMARY_ITEMS)
     return {
         "final_url": chain[-1]["url"],
         "redirect_chain": chain,
@@ -121,7 +126,7 @@ def summarize(url: str, log: dict[str, Any]) -> dict[str, Any]:
             }
             for entry in _list(log, "classifiers")
         ],
-        "samples": samples,
+        "samples": list(samples),
         "counts": {
             "locations": len(_list(log, "locations")),
             "connections": len(connections),
@@ -156,21 +161,6 @@ def redirect_chain(url: str, connections: Iterable[dict[str, Any]]) -> list[dict
             chain.append({"url": destination, "via": connection.get("method")})
             seen.add(destination)
     return chain
-
-
-def _sample(entry: dict[str, Any]) -> dict[str, Any]:
-    try:
-        size: int | None = len(base64.b64decode(entry.get("data") or "", validate=False))
-    except (binascii.Error, ValueError, TypeError):
-        size = None
-    return {
-        "url": entry.get("url"),
-        "type": entry.get("type"),
-        "md5": entry.get("md5"),
-        "sha1": entry.get("sha1"),
-        "sha256": entry.get("sha256"),
-        "size": size,
-    }
 
 
 def _list(log: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -239,8 +229,10 @@ def format_summary(document: dict[str, Any], replaced: Sequence[dict[str, Any]] 
         cve = f" ({exploit['cve']})" if exploit.get("cve") else ""
         lines.append(f"Exploit      {exploit.get('module')}: {exploit.get('description')}{cve}")
     for sample in summary.get("samples") or []:
+        kept = "kept" if sample.get("kept") else sample.get("reason") or "not kept"
         lines.append(
-            f"Sample       {sample.get('type')} {sample.get('size')} bytes from {sample.get('url')}\n"
+            f"Sample       {sample.get('type')} {sample.get('size')} bytes from "
+            f"{sample.get('url')}, {kept}\n"
             f"             md5 {sample.get('md5')}  sha256 {sample.get('sha256')}"
         )
     for match in summary.get("classifiers") or []:

@@ -10,7 +10,7 @@ result. A file over the worker's --max-sample-bytes is only hashed.
 The work horse stores a job's samples through the `Store` its context carries (set by the
 worker, see thugrq.worker); an analysis without one (a script, a test) hashes them only.
 Readers (`thugrq sample`, `thugrq export`, a collector) use `get`, which checks the hash,
-and `write_file`/`write_zip`, which never execute or open what they write (mode 0600).
+and `write_file`/`zipped`, which never execute or open what they write (mode 0600).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -140,7 +141,10 @@ class Store:
         """Store `data`; returns why it was not kept, or None when it was."""
         if len(data) > self.max_bytes:
             return TOO_LARGE
-        put(self.connection, data, self.ttl)
+        try:
+            put(self.connection, data, self.ttl)
+        except redis.RedisError as error:  # Redis full, say: the result is still worth saving
+            return f"not kept: Redis refused it ({type(error).__name__}: {error})"
         return None
 
 
@@ -205,23 +209,26 @@ def _create(path: str | Path, force: bool) -> BinaryIO:
     return os.fdopen(descriptor, "wb")
 
 
-def write_zip(
-    path: str | Path | BinaryIO, members: Mapping[str, bytes], force: bool = False
-) -> None:
-    """Write `members` (name: bytes) into an AES-256 encrypted zip with the password
-    `infected`, to `path` (mode 0600, refused if it exists unless `force`) or an open file."""
+@contextmanager
+def zipped(path: str | Path | BinaryIO, force: bool = False) -> Iterator[Callable[[str, bytes], None]]:
+    """An AES-256 encrypted zip with the password `infected`, written to `path` (mode 0600,
+    refused if it exists unless `force`) or to an open file; yields `add(name, data)`, so
+    that samples go in one at a time rather than all held at once."""
     import pyzipper  # the readers' need alone: a worker never writes zips
 
     if isinstance(path, (str, Path)):
-        with _create(path, force) as output:
-            write_zip(output, members)
+        with _create(path, force) as output, zipped(output) as add:
+            yield add
         return
     with pyzipper.AESZipFile(
         path, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES
     ) as archive:
         archive.setpassword(ZIP_PASSWORD)
-        for name, data in members.items():
+
+        def add(name: str, data: bytes) -> None:
             info = archive.zipinfo_cls(name, date_time=time.localtime()[:6])
             info.external_attr = 0o600 << 16  # unpacked, a sample is not executable
             info.compress_type = pyzipper.ZIP_DEFLATED
             archive.writestr(info, data)
+
+        yield add

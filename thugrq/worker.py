@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 from collections.abc import Callable
-from dataclasses import replace
 from types import FrameType
 from typing import Any
 
@@ -27,7 +26,7 @@ from rq.registry import clean_registries
 from rq.scheduler import RQScheduler
 from rq.utils import now
 
-from thugrq import analysis, config, fleet, location, quarantine
+from thugrq import analysis, config, fleet, location, quarantine, samples
 from thugrq.context import AnalysisContext
 from thugrq.defaults import (
     FLEET_RECORD_TTL,
@@ -220,7 +219,7 @@ class ThugrqWorker(RidesOut, FencingWorker):
 
         assert isinstance(job, ThugrqJob)
         identity = self.keeper.identity(self.name)  # where the worker stands as the job starts
-        job.context = replace(self.context, identity=identity, on_overrun=overrun)  # in the horse
+        job.context = self.context.for_job(identity, overrun, job.result_ttl)  # in the horse
         return super().perform_job(job, queue, execution)
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
@@ -325,22 +324,23 @@ def run(
     name: str | None = None,
     max_memory: int | None = None,
     proxy: Proxy | None = None,
+    max_sample_bytes: int = samples.DEFAULT_MAX_SAMPLE_BYTES,
 ) -> bool:
     """Serve `queues` in order of priority; returns whether any job was processed."""
     connection = config.connect(redis_url)
     versions = analysis.thug_versions()  # imports Thug here, once, before any horse is forked
     name = name or default_name(keeper.country)
-    context = AnalysisContext(policy=policy, max_result_bytes=max_result_bytes, proxy=proxy)
+    store = samples.Store(connection, max_sample_bytes)  # each job's horse keeps its samples there
+    context = AnalysisContext(policy=policy, max_result_bytes=max_result_bytes, proxy=proxy, samples=store)
     worker = ThugrqWorker(queues, connection=connection, name=name, keeper=keeper, context=context)
     worker.memory = MemoryBound(max_memory) if max_memory else None
-    engine = f"{versions['jsengine']} {versions['jsengine_version']}"
     log.info(
-        "thugrq worker %s: Thug %s (%s), queues %s",
-        worker.name, versions["version"], engine, ", ".join(queues),
+        "thugrq worker %s: Thug %s (%s %s), queues %s", worker.name, versions["version"],
+        versions["jsengine"], versions["jsengine_version"], ", ".join(queues),
     )
     log.info("targets: %s; fetched %s", policy.describe(), f"through {proxy}" if proxy else "directly")
     log.info("memory: %s", f"at most {max_memory // MIB} MiB a horse" if max_memory else "unbounded")
-    log.info("results: at most %s bytes each", max_result_bytes)
+    log.info("results: at most %s bytes each; samples up to %s", max_result_bytes, max_sample_bytes)
     worked = worker.work(burst=burst, logging_level="INFO", with_scheduler=True)
     if worker.crash is not None:
         raise WorkerCrashed(

@@ -1,7 +1,7 @@
 """thugrq's command line, the only part of thugrq that imports click.
 
-- `thugrq` (`main`, in `commands`): the group of `submission`, `jobs`, `fleet`, `dashboard`
-  and `stack` commands, sharing what is in `helpers`;
+- `thugrq` (`main`, in `commands`): the group of `submission`, `jobs`, `samples`, `fleet`,
+  `dashboard` and `stack` commands, sharing what is in `helpers`;
 - `thugrq-worker` (`worker.main`), `./bin/run` (`run.main`), and the local stack's dashboard
   (`python -m thugrq.cli.dashboard`): each its own module, so that a worker or a dashboard
   loads its command alone, not every command's libraries.

@@ -130,31 +130,45 @@ def _print_comparison(outcomes: list[job.Outcome], differences: list[Any]) -> No
     "--output", "-o", "directory", required=True, metavar="DIR",
     type=click.Path(file_okay=False, writable=True), help="Directory to write into (created).",
 )
+@click.option(
+    "--zip", "as_zip", is_flag=True,
+    help="Write the samples into DIR/samples.zip, AES-256 encrypted with the password "
+    "`infected` (the malware-sharing convention), instead of DIR/samples/.",
+)
 @pass_redis
-def export(target: RedisTarget, job_ids: tuple[str, ...], group: str | None, directory: str) -> None:
-    """Write each finished job's result document to DIR/ID.json, for other tools.
+def export(
+    target: RedisTarget, job_ids: tuple[str, ...], group: str | None, directory: str, as_zip: bool
+) -> None:
+    """Write each finished job's result document to DIR/ID.json, for other tools, and the
+    files it downloaded that Redis keeps (its result's samples marked kept) to
+    DIR/samples/SHA256, mode 0600, never executed: each sample once, however many jobs had it.
 
-    Jobs without a result are named on stderr, and the exit status is then non-zero.
+    Jobs without a result, and samples Redis no longer holds, are named on stderr, and the exit
+    status is then non-zero.
     """
+    from thugrq.cli.samples import SampleExport  # the samples' side of export lives there
+
     connection = target.connect()
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     missing = 0
-    for job_id in _job_ids(connection, job_ids, group):
-        try:
-            current, document = job.result(connection, job_id)
-        except UnknownJob as error:
-            click.echo(f"{job_id}: {error}", err=True)
-            missing += 1
-            continue
-        if document is None:
-            click.echo(f"{job_id}: not exported, the job is {current.status}", err=True)
-            missing += 1
-            continue
-        path = folder / f"{current.id}.json"
-        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        click.echo(str(path))
-    if missing:
+    with SampleExport(connection, folder, as_zip) as kept:
+        for job_id in _job_ids(connection, job_ids, group):
+            try:
+                current, document = job.result(connection, job_id)
+            except UnknownJob as error:
+                click.echo(f"{job_id}: {error}", err=True)
+                missing += 1
+                continue
+            if document is None:
+                click.echo(f"{job_id}: not exported, the job is {current.status}", err=True)
+                missing += 1
+                continue
+            path = folder / f"{current.id}.json"
+            path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            click.echo(str(path))
+            kept.add(current.id, document)
+    if missing or kept.missing:
         sys.exit(1)
 
 

@@ -16,6 +16,7 @@ from thugrq.countries import country_code, queue_name
 from thugrq.defaults import DEFAULT_MAX_MEMORY, DEFAULT_MAX_RESULT_BYTES, MIB, MIN_MAX_RESULT_BYTES
 from thugrq.exceptions import ConfigError, GeoError
 from thugrq.proxy import Proxy
+from thugrq.samples import DEFAULT_MAX_SAMPLE_BYTES, MAX_SAMPLE_BYTES_VARIABLE, TOO_LARGE
 from thugrq.targets import ALLOW_VARIABLE, Policy
 from thugrq.worker import WorkerCrashed
 
@@ -81,6 +82,17 @@ from thugrq.worker import WorkerCrashed
     f"at least {MIN_MAX_RESULT_BYTES}).",
 )
 @click.option(
+    "--max-sample-bytes",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_SAMPLE_BYTES,
+    envvar=MAX_SAMPLE_BYTES_VARIABLE,
+    metavar="BYTES",
+    help="Keep in Redis each file an analysis downloads up to this size (once per SHA-256, "
+    "compressed, as long as the results of the jobs that downloaded it); a larger one is only "
+    f"hashed, and its result says \"{TOO_LARGE}\" (default: ${MAX_SAMPLE_BYTES_VARIABLE}, else "
+    f"{DEFAULT_MAX_SAMPLE_BYTES}).",
+)
+@click.option(
     "--max-memory",
     type=click.IntRange(min=512),
     default=DEFAULT_MAX_MEMORY,
@@ -105,6 +117,7 @@ def main(
     proxy: Proxy | None,
     allow_private: str | None,
     max_result_bytes: str | None,
+    max_sample_bytes: int,
     max_memory: int,
     burst: bool,
     name: str | None,
@@ -139,7 +152,7 @@ def main(
             worker.run(
                 names, keeper=keeper, policy=policy, redis_url=redis_url, burst=burst,
                 name=name, max_result_bytes=result_bound, max_memory=max_memory * MIB,
-                proxy=proxy,
+                proxy=proxy, max_sample_bytes=max_sample_bytes,
             )
         except ImportError as error:
             raise Failure(
