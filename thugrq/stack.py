@@ -3,13 +3,15 @@
 The stack is a Redis, background workers serving `generic` and the dashboard, all on this
 machine. When no Redis is configured (no --redis-url, THUGRQ_REDIS_URL or REDIS_URL), thugrq
 starts a Redis of its own on 127.0.0.1 (`thugrq.redis_server`), with its data under the user's
-data directory, so it never touches another Redis on this machine. `up` starts whatever is
+data directory, so it never touches another Redis on this machine; it keeps every write in its
+append-only file before it answers, so a Redis killed outright is started again by the next `up`
+with every job it acknowledged. `up` starts whatever is
 missing and leaves it running; `down` stops it all. The processes are supervised through
 `thugrq.process`; what they did is told through a `report` callback (the CLI prints it).
 
 Everything lives in `state_dir()`:
 
-    redis.url, redis.pid, redis/   the embedded Redis (its data and redis.log)
+    redis.url, redis.pid, redis/   the embedded Redis (its append-only file and redis.log)
     stack.url                      the Redis that the workers and the dashboard serve
     worker-N.pid, worker-N.log     worker number N
     dashboard.pid, dashboard.url, dashboard.log

@@ -12,7 +12,7 @@ from typing import Any
 import click
 import redis
 
-from thugrq import config, fleet, stack, submit
+from thugrq import config, fleet, redis_check, stack, submit
 from thugrq.cli.helpers import CONTEXT, Failure, failures, options_from, thug_options
 from thugrq.cli.stack import report, stop as stop_stack
 from thugrq.exceptions import ConfigError, InvalidInput
@@ -91,6 +91,7 @@ def main(url: str | None, useragent: str, local_worker: bool, stop: bool, **thug
         plan = submit.Plan([url], options=options_from(thug, useragent))  # before starting
         target = destination(local_worker)
         connection = config.connect(target.redis_url)
+        redis_check.warn_once(target.redis_url, report)
         (job,) = plan.enqueue(connection).jobs
     click.echo(f"job {job.id} on {config.redacted(target.redis_url)}", err=True)
     if target.dashboard_url:

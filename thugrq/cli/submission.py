@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from functools import partial
 from typing import Any
 
 import click
 
-from thugrq import config, defaults, submit
+from thugrq import config, defaults, redis_check, submit
 from thugrq.cli.helpers import (
     Failure,
     Output,
@@ -136,6 +137,7 @@ def enqueue(
             job_timeout=job_timeout, at_front=at_front, dedupe=dedupe, retries=retries,
         )
         connection = target.connect()
+        redis_check.warn_once(target.url, partial(click.echo, err=True))
         with progress(plan.size, "enqueueing", threshold=1000) as bar:
             submission = plan.enqueue(connection, on_progress=bar.update)
     reused = sum(job.reused for job in submission.jobs)

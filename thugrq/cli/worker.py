@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from thugrq import config, fleet, location, worker
+from thugrq import config, fleet, location, redis_check, worker
 from thugrq.cli.helpers import CONTEXT, NO_COUNTRY, Failure, failures, proxy_option
 from thugrq.countries import country_code, queue_name
 from thugrq.defaults import DEFAULT_MAX_MEMORY, DEFAULT_MAX_RESULT_BYTES, MIB, MIN_MAX_RESULT_BYTES
@@ -140,6 +140,7 @@ def main(
     log.setLevel(logging.INFO)
     with failures(GeoError, prefix=NO_COUNTRY), failures(ValueError, ConfigError, WorkerCrashed):
         config.check_redis_url(config.redis_url(redis_url))
+        redis_check.warn_once(config.redis_url(redis_url), log.warning)
         policy = Policy.parse(allow_private) if allow_private else Policy.from_environment()
         result_bound = config.max_result_bytes(max_result_bytes)
         if queues:
