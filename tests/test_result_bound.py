@@ -21,10 +21,18 @@ from thugrq.options import Options
 BOUND = 600_000
 
 
+#: What a job's hash may take beside its result: URL, options, meta, RQ's fields.
+JOB_ALLOWANCE = 64 * 1024
+#: Redis's allocator (jemalloc) serves a large value from size classes four to a doubling: a
+#: value of up to BOUND bytes may occupy up to a quarter more.
+ALLOCATED_BOUND = BOUND * 5 // 4
+
+
 @dataclass(frozen=True)
 class Stored:
     raw: bytes  # the result as Redis holds it
     document: dict[str, Any]
+    footprint: int  # bytes of Redis memory the job's keys take (MEMORY USAGE)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +43,7 @@ def stored(redis_server, site, tmp_path_factory) -> Iterator[dict[str, Stored]]:
     connection.flushall()
     ids = {
         path: submit.enqueue(connection, [site.url(path)], options=Options(timeout=timeout)).jobs[0].id
-        for path, timeout in (("/flood", 5), ("/snippets", 60))
+        for path, timeout in (("/flood", 5), ("/snippets", 60), ("/huge", 60))
     }
     unset = ("REDIS_URL", config.MAX_RESULT_BYTES_VARIABLE)
     environment = {k: v for k, v in os.environ.items() if k not in unset}
@@ -52,15 +60,27 @@ def stored(redis_server, site, tmp_path_factory) -> Iterator[dict[str, Stored]]:
         path: Stored(
             raw=connection.xrange(Result.get_key(job_id))[-1][1][b"return_value"],
             document=job.result(connection, job_id)[1],
+            footprint=sum(
+                connection.memory_usage(key, samples=0) or 0
+                for key in (f"rq:job:{job_id}", Result.get_key(job_id))
+            ),
         )
         for path, job_id in ids.items()
     }
 
 
-@pytest.mark.parametrize("path", ["/flood", "/snippets"])
+@pytest.mark.parametrize("path", ["/flood", "/snippets", "/huge"])
 def test_stored_result_is_within_the_bound(stored, path):
     assert len(stored[path].raw) <= BOUND
     assert stored[path].document["truncated"]
+
+
+@pytest.mark.parametrize("path", ["/flood", "/snippets", "/huge"])
+def test_a_hostile_jobs_whole_footprint_in_redis_memory_stays_within_the_bound(stored, path):
+    """Measured as Redis counts it (MEMORY USAGE of the job's hash and result stream), not as
+    thugrq thinks it wrote it; these pages download no sample (thugrq.samples bounds those)."""
+    assert not stored[path].document["summary"]["samples"]
+    assert stored[path].footprint <= ALLOCATED_BOUND + JOB_ALLOWANCE, stored[path].footprint
 
 
 def test_flood_keeps_the_beginning_of_each_summary_list_and_counts_the_rest(stored):
