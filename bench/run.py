@@ -41,7 +41,7 @@ from rq.serializers import JSONSerializer  # noqa: E402
 import thugrq  # noqa: E402
 from harness import BIN, Disturbance, PeakSampler, Stack, horses, machine  # noqa: E402
 from pages import PAGES, problem  # noqa: E402
-from thugrq import analysis, config, defaults, results, submit  # noqa: E402
+from thugrq import analysis, config, defaults, groups, results, submit  # noqa: E402
 from thugrq.options import Options  # noqa: E402
 from thugrq.job import ThugrqJob  # noqa: E402
 from thugrq.queue import ThugrqQueue  # noqa: E402
@@ -57,7 +57,12 @@ TARGETS = {
     "vs_cli": 0.60,  # thugrq per URL / thug command line, at most
     "scaling": 1.70,  # URLs/s with 2 workers / with 1 worker, at least
     "batch": 5.0,  # batch enqueue jobs/s / one-by-one jobs/s, at least
+    "group_poll": 1.10,  # commands per wait poll, big group / small group, at most
 }
+#: Jobs in the small group, the baseline of the big one.
+GROUP_SMALL = 500
+#: Seconds each measured group wait lasts (the jobs stay queued: it always times out).
+GROUP_WAIT = 2.0
 
 
 #: Seconds a `thug` command may take before it is killed (and the benchmark fails).
@@ -165,7 +170,7 @@ class Quiet:
     ) -> None:
         self.limit, self.tries = limit, tries
         self.strict, self.strict_limit = strict, strict_limit
-        self.budgets = budgets or {"enqueue": 30.0, "per-URL": 60.0, "throughput": 150.0}
+        self.budgets = budgets or {"enqueue": 30.0, "groups": 20.0, "per-URL": 60.0, "throughput": 150.0}
         #: No redoing after this many seconds of the run, so that it ends within 10 minutes.
         self.stop_by = time.monotonic() + stop_by
         self.meter = Disturbance()
@@ -326,6 +331,48 @@ def enqueue(
         for name in names:
             raw[name].append(quiet.measure("enqueue", lambda: run(name), connection.flushdb))
         log(f"enqueue round {rep + 1}/{reps}")
+    connection.flushdb()
+    return raw
+
+
+def group_reading(
+    stack: Stack, quiet: Quiet, sizes: Sequence[int], reps: int, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Redis commands per poll of `groups.wait` and seconds per `groups.report` (what `thugrq
+    wait --group` and `thugrq group` do), for groups of queued jobs of each size.
+
+    Runs in the database no worker serves; each size is enqueued once (the batch write), then
+    measured `reps` times, the sizes alternating. Commands are counted by Redis itself
+    (INFO's total_commands_processed, the INFO that reads it left out).
+    """
+    connection = redis.Redis.from_url(stack.enqueue_url)
+    connection.flushdb()
+    made = {size: submit.enqueue(connection, [f"http://127.0.0.1:{stack.site_port}/page/{i}"
+                                              for i in range(size)]).group for size in sizes}
+
+    def counted() -> int:
+        return connection.info("stats")["total_commands_processed"]
+
+    def run(size: int) -> dict[str, Any]:
+        before = counted()
+        started = time.perf_counter()
+        waited = groups.wait(connection, made[size], timeout=GROUP_WAIT, interval=0.05)
+        overshoot = time.perf_counter() - started - GROUP_WAIT
+        per_poll = (counted() - before - 1) / waited.polls
+        before = counted()
+        started = time.perf_counter()
+        shown = groups.report(connection, made[size])
+        seconds = time.perf_counter() - started
+        if waited.done or shown.total != size:
+            raise BenchError(f"group of {size}: {shown.total} jobs, done={waited.done}")
+        return {"commands_per_poll": per_poll, "overshoot_s": overshoot,
+                "summary_s": seconds, "summary_commands": counted() - before - 1}
+
+    raw: dict[str, list[dict[str, Any]]] = {str(size): [] for size in sizes}
+    for rep in range(reps):
+        for size in sizes if rep % 2 == 0 else list(reversed(sizes)):
+            raw[str(size)].append(quiet.measure("groups", lambda: run(size), lambda: None))
+        log(f"group reading round {rep + 1}/{reps}")
     connection.flushdb()
     return raw
 
@@ -530,6 +577,29 @@ def _enqueue_lines(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def _group_lines(data: dict[str, Any]) -> list[str]:
+    conf, raw = data["config"], data["groups"]
+    limit = limit_of(data, "groups")
+    small, big = (str(size) for size in conf["group_sizes"])
+    fig = {
+        size: {key: med([r[key] for r in undisturbed(raw[size], limit)]) for key in raw[size][0]
+               if key != "foreign_cores"}
+        for size in (small, big)
+    }
+    ratio = fig[big]["commands_per_poll"] / fig[small]["commands_per_poll"]
+    return [
+        f"Reading a group of queued jobs (median of {conf['group_reps']}; thugrq wait --group, "
+        "thugrq group)",
+        f"  {'jobs':>8}{'commands/poll':>15}{'timeout overshoot':>19}{'summary':>10}{'commands':>10}",
+        *(f"  {int(size):>8,}{fig[size]['commands_per_poll']:15.1f}{fig[size]['overshoot_s']:17.2f} s"
+          f"{fig[size]['summary_s']:8.2f} s{fig[size]['summary_commands']:10.0f}" for size in (small, big)),
+        f"  {big} vs {small} jobs: commands per poll {ratio:.2f}x, seconds per summary "
+        f"{fig[big]['summary_s'] / fig[small]['summary_s']:.2f}x (target: commands per poll "
+        f"<= {TARGETS['group_poll']:.2f}x: {verdict(ratio <= TARGETS['group_poll'])})",
+        "",
+    ]
+
+
 def _memory_lines(data: dict[str, Any]) -> list[str]:
     mem = data["memory"]
     idle, after = mem["worker_idle"], mem["worker_after"]
@@ -568,6 +638,8 @@ def table(data: dict[str, Any]) -> str:
         lines += _throughput_lines(data)
     if "enqueue" in data:
         lines += _enqueue_lines(data)
+    if "groups" in data:
+        lines += _group_lines(data)
     lines += _memory_lines(data)
     lines.append(
         f"Load average (1 min) at start {data['load'][0]:.2f}, at end {data['load'][1]:.2f}. "
@@ -576,7 +648,7 @@ def table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = ("enqueue", "per-url", "throughput", "memory")
+SECTIONS = ("enqueue", "groups", "per-url", "throughput", "memory")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -592,6 +664,10 @@ def main(argv: list[str] | None = None) -> int:
         "--enqueue-jobs", type=int, default=10_000, help="URLs per enqueue run (default 10000)"
     )
     parser.add_argument("--enqueue-reps", type=int, default=3, help="enqueue repetitions (default 3)")
+    parser.add_argument(
+        "--group-jobs", type=int, default=50_000, help="jobs in the big group (default 50000)"
+    )
+    parser.add_argument("--group-reps", type=int, default=3, help="group repetitions (default 3)")
     parser.add_argument("--quick", action="store_true", help="few repetitions: a smoke run")
     parser.add_argument(
         "--only", metavar="SECTIONS",
@@ -602,6 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.reps, args.throughput_urls, args.throughput_reps = 2, 6, 1
         args.enqueue_jobs, args.enqueue_reps = 1000, 1
+        args.group_jobs, args.group_reps = 5000, 1
     sections = set(args.only.split(",")) if args.only else set(SECTIONS)
     if not sections <= set(SECTIONS):
         parser.error(f"--only: choose among {', '.join(SECTIONS)}")
@@ -622,6 +699,8 @@ def main(argv: list[str] | None = None) -> int:
             "throughput_reps": args.throughput_reps,
             "enqueue_jobs": args.enqueue_jobs,
             "enqueue_reps": args.enqueue_reps,
+            "group_sizes": [GROUP_SMALL, args.group_jobs],
+            "group_reps": args.group_reps,
         },
     }
     load_at_start = os.getloadavg()[0]
@@ -638,6 +717,10 @@ def main(argv: list[str] | None = None) -> int:
         quiet = Quiet()
         if "enqueue" in sections:
             data["enqueue"] = enqueue(stack, quiet, args.enqueue_jobs, args.enqueue_reps, log)
+        if "groups" in sections:
+            data["groups"] = group_reading(
+                stack, quiet, data["config"]["group_sizes"], args.group_reps, log
+            )
         if "per-url" in sections:
             data["per_url"] = per_url(stack, quiet, args.reps, log)
         if "throughput" in sections:

@@ -10,7 +10,9 @@ current attempt when the worker starts it (`claim`) and no attempt's once the jo
 abandoned (`release`). Whatever records the attempt's outcome
 (a result, a failure, an overrun, a dead horse) does so inside `fenced`: the worker's Redis
 transactions then WATCH the job's attempt key and commit only while it still holds this
-attempt's token, so the check and the write are one atomic step. A refused outcome is kept in
+attempt's token, so the check and the write are one atomic step. The same transaction counts
+the job in its group's tally (thugrq.tally) when the outcome ends it: a refused outcome is never
+counted. A refused outcome is kept in
 `thugrq:superseded:<job id>` (oldest first) for whoever investigates, never as the job's result.
 """
 
@@ -30,6 +32,7 @@ from rq import Queue, Worker
 from rq.executions import Execution
 from rq.job import Job
 
+from thugrq import tally
 from thugrq.defaults import RESULT_TTL
 
 log = logging.getLogger("thugrq.fencing")
@@ -52,6 +55,8 @@ class Fence:
     job_id: str
     token: str
     refused: bool = False
+    #: Called with the first transaction that records the outcome, to add its own writes.
+    on_commit: Callable[[Pipeline], None] | None = None
 
     @property
     def key(self) -> str:
@@ -91,6 +96,9 @@ class FencedPipeline(Pipeline):
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         if self.transaction and not self.explicit_transaction and self.command_stack:
             self._check()
+        if self.transaction and self.command_stack and self.fence.on_commit:
+            on_commit, self.fence.on_commit = self.fence.on_commit, None
+            on_commit(self)  # in the same MULTI/EXEC as the outcome it counts
         return super().execute(raise_on_error)
 
     def _check(self) -> None:
@@ -155,8 +163,9 @@ def fenced(
     token (a job RQ fails outside any attempt): nothing is fenced."""
     if token is None:
         write()
+        tally.record_end(worker.connection, job)
         return
-    fence = Fence(job.id, token)
+    fence = Fence(job.id, token, on_commit=functools.partial(tally.record_end, job=job))
     connection = worker.connection
     if not fence.holds(connection):
         fence.refused = True

@@ -20,7 +20,7 @@ from typing import Any
 import redis
 from rq.group import Group
 
-from thugrq import config, defaults, fleet
+from thugrq import config, defaults, fleet, tally
 from thugrq.compare import Analysis, Difference, compare
 from thugrq.countries import country_code, queue_name
 from thugrq.exceptions import InvalidInput, UnknownJob
@@ -173,6 +173,7 @@ class Plan:
         pipeline.sadd(group.key, *ids.values())
         pipeline.sadd(Group.REDIS_GROUP_KEY, group.name)
         pipeline.expire(group.key, self.spec.result_ttl)
+        tally.start(pipeline, group.name, tally.per_queue(q for _, q, _ in wanted), self.spec.result_ttl)
         if self.spec.dedupe:
             for index, job_id in created.items():
                 pipeline.set(dedupe_key(*wanted[index]), job_id, ex=self.spec.dedupe)
@@ -216,6 +217,8 @@ def wait(
     done: dict[str, JobState] = {}
     while True:
         for job_id in job_ids:
+            if deadline and time.monotonic() >= deadline:
+                break
             if job_id not in done:
                 current = state(connection, job_id)
                 if current.final:
@@ -224,7 +227,7 @@ def wait(
                         on_progress(1)
         if len(done) == len(job_ids) or (deadline and time.monotonic() >= deadline):
             break
-        time.sleep(interval)
+        time.sleep(interval if deadline is None else max(min(interval, deadline - time.monotonic()), 0))
     return [done.get(job_id) or state(connection, job_id) for job_id in job_ids]
 
 

@@ -15,7 +15,8 @@ import click
 import redis
 from rq.job import JobStatus
 
-from thugrq import fencing, job, quarantine, submit
+from thugrq import fencing, groups, job, quarantine, submit, tally
+from thugrq.cli.grouping import page_options, print_summary, status_line, tell_more
 from thugrq.cli.helpers import (
     Failure,
     Output,
@@ -31,18 +32,38 @@ from thugrq.results import format_summary
 
 
 def wait_and_report(
-    connection: redis.Redis, job_ids: list[str], output: Output, timeout: float | None
+    connection: redis.Redis, job_ids: list[str], output: Output, timeout: float | None,
+    group: str | None = None, limit: int = groups.DEFAULT_LIMIT, offset: int = 0,
 ) -> None:
-    """Wait for the jobs, print their outcomes, and exit non-zero unless all completed."""
-    with progress(len(job_ids), "analysing") as bar:
-        submit.wait(connection, job_ids, timeout=timeout, on_progress=bar.update)
-    outcomes = [job.outcome(connection, job_id) for job_id in job_ids]
-    output.rows(outcomes, _print_outcomes)
-    if not all(o.ok for o in outcomes):
+    """Wait for the jobs, print their outcomes, and exit non-zero unless all completed.
+
+    With a group, the wait reads the group's tally (a few commands a poll whatever its size),
+    and a page of its outcomes is printed (sorted by id, as `thugrq group` pages them), with the
+    counts of the whole group on stderr."""
+    if group is None:
+        with progress(len(job_ids), "analysing") as bar:
+            submit.wait(connection, job_ids, timeout=timeout, on_progress=bar.update)
+        outcomes = [job.outcome(connection, job_id) for job_id in job_ids]
+        output.rows(outcomes, _print_outcomes)
+        if not all(o.ok for o in outcomes):
+            sys.exit(1)
+        return
+    with failures(UnknownJob):
+        with progress(tally.read(connection, group).total, "analysing") as bar:
+            waited = groups.wait(connection, group, timeout=timeout, on_progress=bar.update)
+        ids = groups.members(connection, group)
+    output.rows(groups.page(connection, ids, offset, limit), _print_outcomes)
+    counts = waited.counts
+    ended = "every job ended" if waited.done else f"timed out after {timeout:g} s"
+    click.echo(f"group {group}: {ended}; {status_line(counts)}", err=True)
+    tell_more(group, len(ids), offset, limit, err=True)
+    if not (waited.done and counts.all_completed):
         sys.exit(1)
 
 
 def _print_outcomes(outcomes: list[job.Outcome]) -> None:
+    if not outcomes:
+        return
     click.echo(
         f"{'ID':<36}  {'STATUS':<9}  {'QUEUE':<7}  {'USERAGENT':<15}  EXPLOITS  SAMPLES  "
         "URL -> FINAL URL"
@@ -67,60 +88,59 @@ def _job_ids(connection: redis.Redis, job_ids: tuple[str, ...], group: str | Non
 @click.argument("job_ids", nargs=-1, metavar="[ID]...")
 @click.option("--group", "-g", metavar="ID", help="Wait for every job of this group.")
 @click.option("--timeout", type=float, metavar="SECONDS", help="Stop waiting after SECONDS.")
+@page_options
 @json_option("One JSON object per line.")
 @pass_redis
 def wait_command(
     target: RedisTarget, job_ids: tuple[str, ...], group: str | None, timeout: float | None,
-    output: Output,
+    limit: int, offset: int, output: Output,
 ) -> None:
     """Wait for jobs to end, then print each outcome (status, final URL, exploits, samples).
+
+    With --group, progress is read from the group's counts (a few Redis commands a poll, however
+    big the group), a progress bar is shown on a terminal, the group's counts per status are
+    written to stderr and one page of outcomes (--limit, --offset) to stdout.
 
     Exits non-zero when any job failed, timed out, or is still unfinished.
     """
     connection = target.connect()
+    if group and not job_ids:
+        wait_and_report(connection, [], output, timeout, group=group, limit=limit, offset=offset)
+        return
     wait_and_report(connection, _job_ids(connection, job_ids, group), output, timeout)
 
 
 @click.command(name="group")
 @click.argument("group_id", metavar="ID")
+@page_options
+@click.option(
+    "--compare", "compare_limit", type=click.IntRange(0), default=groups.COMPARE_LIMIT,
+    show_default=True, help="Compare at most this many completed analyses (by job id).",
+)
 @json_option("One JSON document.")
 @pass_redis
-def group_command(target: RedisTarget, group_id: str, output: Output) -> None:
-    """Show every job of a group and compare the finished analyses of each URL.
+def group_command(
+    target: RedisTarget, group_id: str, limit: int, offset: int, compare_limit: int, output: Output
+) -> None:
+    """Summarise a group, compare its finished analyses of each URL, and list its jobs.
 
-    The comparison names each URL whose final URL, redirect chain, exploits or samples
-    differ between countries or personalities, and each host name whose DNS answers differ,
-    and who saw what: the mark of cloaking.
+    The summary counts the jobs per status and per queue (country). The comparison names each
+    URL whose final URL, redirect chain, exploits or samples differ between countries or
+    personalities, and each host name whose DNS answers differ, and who saw what: the mark of
+    cloaking. It reads at most --compare completed analyses, and says so when there were more.
     A country job analysed from another country (or from no verified one) is flagged
-    MISPLACED.
+    MISPLACED. Jobs are listed a page at a time (--limit, --offset), sorted by id.
     """
     connection = target.connect()
-    outcomes = [job.outcome(connection, job_id) for job_id in _job_ids(connection, (), group_id)]
-    differences = submit.compare_outcomes(outcomes)
-    compared = {
-        "group": group_id,
-        "jobs": [o.to_dict() for o in outcomes],
-        "differences": [d.to_dict() for d in differences],
-        "misplaced": [o.id for o in outcomes if o.misplaced],
-    }
-    output.document(compared, lambda _: _print_comparison(outcomes, differences))
+    with failures(UnknownJob):
+        shown = groups.report(connection, group_id, offset, limit, compare_limit)
 
+    def text(_: Any) -> None:
+        print_summary(shown)
+        _print_outcomes(shown.listed)
+        tell_more(shown.group, shown.total, shown.offset, shown.limit)
 
-def _print_comparison(outcomes: list[job.Outcome], differences: list[Any]) -> None:
-    _print_outcomes(outcomes)
-    finished = sum(o.summary is not None for o in outcomes)
-    click.echo(f"\n{finished} of {len(outcomes)} analyses finished.")
-    for row in (o for o in outcomes if o.misplaced):
-        click.echo(
-            f"MISPLACED {row.id}: queue {row.queue}, analysed from "
-            f"{row.analysed_from or 'no verified country'}"
-        )
-    if not differences:
-        click.echo("No differences between the finished analyses of each URL.")
-    for difference in differences:
-        click.echo(f"\nDIFFERENT {difference.title} for {difference.url}:")
-        for value, who in difference.seen.items():
-            click.echo(f"  {', '.join(who)}:\n    {value}")
+    output.document(shown.to_dict(), text)
 
 
 @click.command()

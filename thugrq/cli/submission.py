@@ -150,7 +150,7 @@ def enqueue(
     for name in plan.unserved(connection):
         click.echo(f"warning: no live worker serves {name}: its jobs wait until one starts", err=True)
     if wait:
-        wait_and_report(connection, [job.id for job in submission.jobs], output, None)
+        wait_and_report(connection, [job.id for job in submission.jobs], output, None, submission.group)
         return
     output.rows(
         [{**dataclasses.asdict(job), "group": submission.group} for job in submission.jobs],
