@@ -103,8 +103,10 @@ def test_a_frozen_worker_that_comes_back_before_any_rescue_does_not_finish_the_r
     finally:
         for process in (parent, horse):
             process.resume()
-    [late] = wait_for(lambda: fencing.superseded(connection, job_id), timeout=60)
-    assert late["worker"] == "frozen"
+    late = wait_for(lambda: fencing.superseded(connection, job_id), timeout=60)
+    # One attempt, refused once or (on a loaded machine, where its deadline thread records the
+    # overrun before the main thread's timeout lands) twice.
+    assert {record["worker"] for record in late} == {"frozen"}
     wait_for(lambda: status(connection, job_id) == "finished", timeout=60, interval=0.5)
     assert successful_runs(connection, job_id) == 1
 
