@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from thugrq.cli import dashboard, fleet, jobs, samples, stack, submission
+from thugrq.cli import collect, dashboard, fleet, jobs, samples, stack, submission
 from thugrq.cli.helpers import CONTEXT, RedisTarget
 
 
@@ -36,10 +36,11 @@ def main(ctx: click.Context, redis_url: str | None) -> None:
       thugrq status ID...
       thugrq result ID
       thugrq sample SHA256 -o FILE                                 # a downloaded file, mode 0600
+      thugrq collect --to DIR                                      # finished jobs to disk
     """
     ctx.ensure_object(RedisTarget).explicit = redis_url
 
 
-for module in (submission, jobs, samples, fleet, dashboard, stack):
+for module in (submission, jobs, samples, collect, fleet, dashboard, stack):
     for command in module.COMMANDS:
         main.add_command(command)

@@ -24,6 +24,7 @@ from thugrq.exceptions import ConfigError, InvalidInput
 from thugrq.options import Options
 from thugrq.personalities import DEFAULT_PERSONALITY
 from thugrq.proxy import PASSWORD_VARIABLE, USERNAME_VARIABLE, Proxy
+from thugrq.store import STORE_VARIABLE, Store, StoreError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 T = TypeVar("T")
@@ -115,6 +116,22 @@ def json_option(help: str = "One JSON object per line instead of text.") -> Call
         "--json", "output", is_flag=True, help=help,
         callback=lambda ctx, param, value: Output(value),
     )
+
+
+def store_option(command: Callable) -> Callable:
+    """--store DIR (else $THUGRQ_STORE): the collected store (`thugrq collect`) read when Redis
+    no longer holds what was asked for; handed to the command as `store`, a path or None."""
+    return click.option(
+        "--store", metavar="DIR", envvar=STORE_VARIABLE, type=click.Path(file_okay=False),
+        help=f"Read DIR, the store `thugrq collect` fills, when Redis no longer holds it "
+        f"(default: ${STORE_VARIABLE}).",
+    )(command)
+
+
+def open_store(directory: str) -> Store:
+    """The collected store at `directory`, or a Failure saying why not."""
+    with failures(StoreError, OSError):
+        return Store(directory)
 
 
 def proxy_option(help: str) -> Callable:

@@ -23,8 +23,10 @@ from thugrq.cli.helpers import (
     RedisTarget,
     failures,
     json_option,
+    open_store,
     pass_redis,
     progress,
+    store_option,
 )
 from thugrq.exceptions import UnknownJob
 from thugrq.queue import ThugrqQueue
@@ -222,20 +224,31 @@ def _print_states(states: list[dict[str, Any]]) -> None:
 @click.command()
 @click.argument("job_id", metavar="ID")
 @json_option("Print the whole result document as JSON.")
+@store_option
 @pass_redis
-def result(target: RedisTarget, job_id: str, output: Output) -> None:
+def result(target: RedisTarget, job_id: str, output: Output, store: str | None) -> None:
     """Print the analysis of a finished job: a summary, or with --json the whole document
     (schema thugrq.result/1, including Thug's JSON log).
 
     The summary also lists attempts that were replaced (a worker frozen or cut off long enough
-    for another to run the job again) and whose late outcome was refused.
+    for another to run the job again) and whose late outcome was refused. A job Redis no
+    longer holds is read from the collected store (--store, `thugrq collect`).
 
     Exits 0 only for a finished job; a queued, running, failed or unknown job is reported on
     stderr with a non-zero exit.
     """
     connection = target.connect()
-    with failures(UnknownJob):
+    try:
         current, document = job.result(connection, job_id)
+    except UnknownJob as error:
+        line = open_store(store).job(job_id) if store else None
+        if line is None:
+            raise Failure(f"{error}{f'; nor in the store at {store}' if store else ''}") from error
+        if line["result"] is None:
+            raise Failure(f"job {job_id} {line['status']}: {line['reason']} (collected)") from error
+        replaced = line["superseded"] or []
+        output.document(line["result"], lambda shown: click.echo(format_summary(shown, replaced)))
+        return
     if current.status == JobStatus.FAILED:
         raise Failure(f"job {job_id} failed: {current.reason}")
     if document is None:

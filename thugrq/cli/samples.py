@@ -18,7 +18,7 @@ import click
 import redis
 
 from thugrq import samples
-from thugrq.cli.helpers import Failure, RedisTarget, failures, pass_redis
+from thugrq.cli.helpers import Failure, RedisTarget, failures, open_store, pass_redis, store_option
 
 
 @click.command()
@@ -33,20 +33,27 @@ from thugrq.cli.helpers import Failure, RedisTarget, failures, pass_redis
     help="Write the sample (named by its SHA-256) into an AES-256 encrypted zip with the "
     "password `infected` (the malware-sharing convention) instead.",
 )
+@store_option
 @pass_redis
-def sample(target: RedisTarget, sha256: str, output: str, force: bool, as_zip: bool) -> None:
+def sample(
+    target: RedisTarget, sha256: str, output: str, force: bool, as_zip: bool, store: str | None
+) -> None:
     """Write a downloaded file (a sample) that Redis keeps, by its SHA-256, as the results'
-    summary.samples list it (those with "kept": true).
+    summary.samples list it (those with "kept": true); one Redis no longer holds is read from
+    the collected store (--store, `thugrq collect`).
 
     The bytes are checked against the hash before anything is written; FILE is created mode
-    0600 and never executed or opened. Exits non-zero when Redis does not hold the sample
-    (never kept, or expired with the results of the jobs that downloaded it).
+    0600 and never executed or opened. Exits non-zero when neither holds the sample (never
+    kept, or expired with the results of the jobs that downloaded it).
     """
     with failures(ValueError):
         digest = samples.check_sha256(sha256)
         data = samples.get(target.connect(), digest)  # CorruptSample is a ValueError
+        if data is None and store:
+            data = open_store(store).read_sample(digest)
     if data is None:
-        raise Failure(f"no sample {digest} in Redis (never kept, or expired)")
+        nor = f" nor in the store at {store}" if store else ""
+        raise Failure(f"no sample {digest} in Redis{nor} (never kept, or expired)")
     if output == "-":
         sys.stdout.buffer.write(_zip_of({digest: data}) if as_zip else data)
         sys.stdout.buffer.flush()
