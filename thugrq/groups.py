@@ -6,6 +6,10 @@ A group of 50,000 jobs read job by job cost 300,000 commands per `thugrq wait` a
 commands per poll. The summary is the tally; jobs are listed a page at a time (sorted by id, so
 pages are stable); and cloaking differences are computed over at most `compare` completed
 analyses, fetched in pipelined batches, the report saying when it was limited.
+
+Given the collected store (thugrq.store), a job Redis no longer holds is read from there, and a
+group Redis no longer holds is reported from its collected outcomes (`report_from_outcomes`),
+counted, compared and paged the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from thugrq.compare import Difference
 from thugrq.exceptions import UnknownJob
 from thugrq.job import Outcome, ThugrqJob
 from thugrq.results import analysed_from
+from thugrq.store import Store, nor_in, outcome as collected_outcome
 from thugrq.submit import compare_outcomes
 
 #: Jobs listed per page unless asked otherwise.
@@ -92,16 +97,25 @@ def wait(
         time.sleep(interval if left is None else max(min(interval, deadline - time.monotonic()), 0))
 
 
-def page(connection: Redis, ids: list[str], offset: int, limit: int) -> list[Outcome]:
-    """The outcomes of `ids[offset:offset + limit]` (a job gone meanwhile is listed as lost)."""
+def page(
+    connection: Redis, ids: list[str], offset: int, limit: int, store: Store | None = None
+) -> list[Outcome]:
+    """The outcomes of `ids[offset:offset + limit]`: a job gone from Redis meanwhile is read
+    from `store` (collected, then expired), else listed as lost."""
     listed = []
     for job_id in ids[offset : offset + limit]:
         try:
             listed.append(jobs.outcome(connection, job_id))
         except UnknownJob:
-            listed.append(Outcome(job_id, None, None, None, tally.LOST, "no longer in Redis",
-                                  None, 0, 0))
+            listed.append(_collected(store, job_id) or Outcome(
+                job_id, None, None, None, tally.LOST, "no longer in Redis", None, 0, 0))
     return listed
+
+
+def _collected(store: Store | None, job_id: str) -> Outcome | None:
+    """The job's latest collected outcome, when there is a store and it holds the job."""
+    line = store.job(job_id) if store is not None else None
+    return None if line is None else collected_outcome(line)
 
 
 @dataclass
@@ -120,10 +134,14 @@ class Compared:
                 "limit": self.limit, "limited": self.limited}
 
 
-def compare(connection: Redis, group: str, ids: list[str], limit: int = COMPARE_LIMIT) -> Compared:
+def compare(
+    connection: Redis, group: str, ids: list[str], limit: int = COMPARE_LIMIT,
+    store: Store | None = None,
+) -> Compared:
     """Differences between the group's completed analyses, over the first `limit` of them in id
     order: which ones completed comes from the tally's ends hash (a command per 1,000 ids),
-    their jobs and results are fetched `BATCH` at a time in pipelines."""
+    their jobs and results are fetched `BATCH` at a time in pipelines (from `store` for those
+    Redis no longer holds)."""
     completed = int(connection.hget(tally.TALLY_KEY.format(group), "completed") or 0)
     chosen: list[str] = []
     ends_key = tally.ENDS_KEY.format(group)
@@ -138,13 +156,14 @@ def compare(connection: Redis, group: str, ids: list[str], limit: int = COMPARE_
         ][: limit - len(chosen)]
     outcomes = [
         outcome for first in range(0, len(chosen), BATCH)
-        for outcome in _completed(connection, chosen[first : first + BATCH])
+        for outcome in _completed(connection, chosen[first : first + BATCH], store)
     ]
     return Compared(compare_outcomes(outcomes), outcomes, completed, limit, completed > len(chosen))
 
 
-def _completed(connection: Redis, ids: list[str]) -> list[Outcome]:
-    """The outcomes of completed jobs, read in two pipelined round trips."""
+def _completed(connection: Redis, ids: list[str], store: Store | None) -> list[Outcome]:
+    """The outcomes of completed jobs, read in two pipelined round trips (and from `store`,
+    one by one, for those gone from Redis)."""
     found = ThugrqJob.fetch_many(ids, connection=connection, serializer=JSONSerializer)
     pipeline = connection.pipeline(transaction=False)
     for job_id in ids:
@@ -152,6 +171,9 @@ def _completed(connection: Redis, ids: list[str]) -> list[Outcome]:
     outcomes = []
     for job_id, job, latest in zip(ids, found, pipeline.execute()):
         if job is None or not latest:
+            collected = _collected(store, job_id)
+            if collected is not None:
+                outcomes.append(collected)
             continue
         result = Result.restore(job_id, latest[0][0].decode(), latest[0][1], connection=connection,
                                 serializer=JSONSerializer)
@@ -180,6 +202,8 @@ class Report:
     total: int
     offset: int
     limit: int
+    #: The collected store the report was read from (the group gone from Redis), else None.
+    read_from: str | None = None
 
     @property
     def more(self) -> int:
@@ -193,6 +217,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {
             "group": self.group,
+            "store": self.read_from,
             "summary": self.counts.to_dict(),
             "differences": [d.to_dict() for d in self.compared.differences],
             "compared": self.compared.to_dict(),
@@ -205,13 +230,37 @@ class Report:
 
 def report(
     connection: Redis, group: str, offset: int = 0, limit: int = DEFAULT_LIMIT,
-    compare_limit: int = COMPARE_LIMIT,
+    compare_limit: int = COMPARE_LIMIT, store: Store | None = None,
 ) -> Report:
     """Summarise a group (or UnknownJob): its tally, after one bounded reconciliation step; the
-    differences over at most `compare_limit` completed analyses; and jobs offset..offset+limit."""
-    ids = members(connection, group)
+    differences over at most `compare_limit` completed analyses; and jobs offset..offset+limit.
+    Jobs, or the whole group, that Redis no longer holds are read from `store` when given."""
+    try:
+        ids = members(connection, group)
+    except UnknownJob as error:
+        collected = store.outcomes(group) if store is not None else []
+        if not collected:
+            raise UnknownJob(f"{error}{nor_in(store)}") from error
+        return report_from_outcomes(group, collected, offset, limit, compare_limit, str(store.root))
     tally.ensure(connection, group)
     tally.Reconciler(connection, group).step()
     counts = tally.read(connection, group)
-    compared = compare(connection, group, ids, compare_limit)
-    return Report(group, counts, compared, page(connection, ids, offset, limit), len(ids), offset, limit)
+    compared = compare(connection, group, ids, compare_limit, store)
+    listed = page(connection, ids, offset, limit, store)
+    return Report(group, counts, compared, listed, len(ids), offset, limit)
+
+
+def report_from_outcomes(
+    group: str, outcomes: list[Outcome], offset: int = 0, limit: int = DEFAULT_LIMIT,
+    compare_limit: int = COMPARE_LIMIT, read_from: str | None = None,
+) -> Report:
+    """The report of a group from its ended jobs' outcomes, sorted by id, read elsewhere than
+    Redis (`read_from`, the collected store's `outcomes`): counted as its tally would count them,
+    compared over the first `compare_limit` completed ones, paged alike."""
+    completed = [outcome for outcome in outcomes if tally.counted_as(outcome) == "completed"]
+    chosen = completed[:compare_limit]
+    compared = Compared(compare_outcomes(chosen), chosen, len(completed), compare_limit,
+                        len(completed) > len(chosen))
+    listed = outcomes[offset : offset + limit]
+    return Report(group, tally.count(group, outcomes), compared, listed, len(outcomes), offset,
+                  limit, read_from)

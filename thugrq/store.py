@@ -247,6 +247,11 @@ class Store:
         return [outcome(self.line(latest[job_id])) for job_id in sorted(latest)]
 
 
+def nor_in(store: Store | None) -> str:
+    """What a "not in Redis" message adds when the store was read too."""
+    return f"; nor in the store at {store.root}" if store is not None else ""
+
+
 def outcome(line: dict[str, Any]) -> Outcome:
     """A collected line as the `Outcome` reports and comparisons are made of."""
     document = line.get("result") or {}

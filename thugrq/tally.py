@@ -30,7 +30,7 @@ from redis.client import Pipeline
 from rq.group import Group
 from rq.job import Job, JobStatus
 
-from thugrq.job import result
+from thugrq.job import Outcome, result
 
 TALLY_KEY = "thugrq:tally:{}"
 ENDS_KEY = "thugrq:tally:{}:ends"
@@ -146,6 +146,26 @@ def read(connection: Redis, group: str) -> Counts:
         if queue and value and (kind == "total" or kind in STATUSES):
             queues[queue][kind] = value
     return Counts(group, members, fields.get("ended", 0), statuses, dict(queues), bool(raw))
+
+
+def counted_as(outcome: Outcome) -> str:
+    """The status a tally counts an ended job's outcome under: a finished job whose document
+    names no analysis status is counted completed, as the worker counts it."""
+    return outcome.status if outcome.status in STATUSES else "completed"
+
+
+def count(group: str, outcomes: Iterable[Outcome]) -> Counts:
+    """The counts a tally would hold for these ended jobs, read elsewhere than Redis (the
+    collected store keeps no tally)."""
+    statuses: Counter[str] = Counter()
+    queues: dict[str, Counter[str]] = defaultdict(Counter)
+    for outcome in outcomes:
+        status = counted_as(outcome)
+        statuses[status] += 1
+        queues[outcome.queue or "-"].update(("total", status))
+    ended = sum(statuses.values())
+    return Counts(group, ended, ended, {s: statuses[s] for s in STATUSES if statuses[s]},
+                  {queue: dict(row) for queue, row in queues.items()}, tallied=False)
 
 
 def ensure(connection: Redis, group: str) -> None:

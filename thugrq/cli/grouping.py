@@ -47,6 +47,9 @@ def print_summary(shown: groups.Report) -> None:
     counts, compared = shown.counts, shown.compared
     finished = sum(counts.statuses.get(status, 0) for status in tally.ANALYSIS_STATUSES)
     click.echo(f"group {shown.group}: {status_line(counts)}")
+    if shown.read_from:
+        click.echo(f"Redis no longer holds this group: read from the store at {shown.read_from} "
+                   "(its collected jobs only).")
     click.echo(f"{finished} of {counts.total} analyses finished.")
     statuses = [s for s in tally.STATUSES if counts.statuses.get(s)]
     columns = " ".join(f"{s.upper():>9}" for s in statuses)

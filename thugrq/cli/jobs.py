@@ -31,6 +31,7 @@ from thugrq.cli.helpers import (
 from thugrq.exceptions import UnknownJob
 from thugrq.queue import ThugrqQueue
 from thugrq.results import format_summary
+from thugrq.store import Store, nor_in
 
 
 def wait_and_report(
@@ -79,11 +80,22 @@ def _print_outcomes(outcomes: list[job.Outcome]) -> None:
         )
 
 
-def _job_ids(connection: redis.Redis, job_ids: tuple[str, ...], group: str | None) -> list[str]:
+def _job_ids(
+    connection: redis.Redis, job_ids: tuple[str, ...], group: str | None, store: Store | None = None
+) -> list[str]:
+    """The ids given, or the group's (from the collected store's index once Redis lost it)."""
     if bool(job_ids) == bool(group):
         raise click.UsageError("give job ids or --group ID (one of the two)")
+    if job_ids:
+        return list(job_ids)
     with failures(UnknownJob):
-        return list(job_ids) or submit.group_jobs(connection, group)
+        try:
+            return submit.group_jobs(connection, group)
+        except UnknownJob as error:
+            collected = sorted({row.id for row in store.find(group=group)}) if store else []
+            if not collected:
+                raise UnknownJob(f"{error}{nor_in(store)}") from error
+            return collected
 
 
 @click.command(name="wait")
@@ -120,9 +132,11 @@ def wait_command(
     show_default=True, help="Compare at most this many completed analyses (by job id).",
 )
 @json_option("One JSON document.")
+@store_option
 @pass_redis
 def group_command(
-    target: RedisTarget, group_id: str, limit: int, offset: int, compare_limit: int, output: Output
+    target: RedisTarget, group_id: str, limit: int, offset: int, compare_limit: int, output: Output,
+    store: str | None,
 ) -> None:
     """Summarise a group, compare its finished analyses of each URL, and list its jobs.
 
@@ -132,10 +146,15 @@ def group_command(
     cloaking. It reads at most --compare completed analyses, and says so when there were more.
     A country job analysed from another country (or from no verified one) is flagged
     MISPLACED. Jobs are listed a page at a time (--limit, --offset), sorted by id.
+
+    Jobs Redis no longer holds, or the whole group, are read from the collected store (--store,
+    `thugrq collect`): a group gone from Redis is reported from its collected jobs.
     """
     connection = target.connect()
     with failures(UnknownJob):
-        shown = groups.report(connection, group_id, offset, limit, compare_limit)
+        shown = groups.report(
+            connection, group_id, offset, limit, compare_limit, open_store(store) if store else None
+        )
 
     def text(_: Any) -> None:
         print_summary(shown)
@@ -157,41 +176,54 @@ def group_command(
     help="Write the samples into DIR/samples.zip, AES-256 encrypted with the password "
     "`infected` (the malware-sharing convention), instead of DIR/samples/.",
 )
+@store_option
 @pass_redis
 def export(
-    target: RedisTarget, job_ids: tuple[str, ...], group: str | None, directory: str, as_zip: bool
+    target: RedisTarget, job_ids: tuple[str, ...], group: str | None, directory: str, as_zip: bool,
+    store: str | None,
 ) -> None:
     """Write each finished job's result document to DIR/ID.json, for other tools, and the
     files it downloaded that Redis keeps (its result's samples marked kept) to
     DIR/samples/SHA256, mode 0600, never executed: each sample once, however many jobs had it.
 
-    Jobs without a result, and samples Redis no longer holds, are named on stderr, and the exit
-    status is then non-zero.
+    Jobs and samples Redis no longer holds are read from the collected store (--store,
+    `thugrq collect`). Jobs without a result, and samples neither holds, are named on stderr,
+    and the exit status is then non-zero.
     """
     from thugrq.cli.samples import SampleExport  # the samples' side of export lives there
 
     connection = target.connect()
+    collected = open_store(store) if store else None
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     missing = 0
-    with SampleExport(connection, folder, as_zip) as kept:
-        for job_id in _job_ids(connection, job_ids, group):
-            try:
-                current, document = job.result(connection, job_id)
-            except UnknownJob as error:
-                click.echo(f"{job_id}: {error}", err=True)
-                missing += 1
-                continue
+    with SampleExport(connection, folder, as_zip, collected) as kept:
+        for job_id in _job_ids(connection, job_ids, group, collected):
+            document, why_not = _document(connection, job_id, collected)
             if document is None:
-                click.echo(f"{job_id}: not exported, the job is {current.status}", err=True)
+                click.echo(f"{job_id}: {why_not}", err=True)
                 missing += 1
                 continue
-            path = folder / f"{current.id}.json"
+            path = folder / f"{job_id}.json"
             path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
             click.echo(str(path))
-            kept.add(current.id, document)
+            kept.add(job_id, document)
     if missing or kept.missing:
         sys.exit(1)
+
+
+def _document(
+    connection: redis.Redis, job_id: str, store: Store | None
+) -> tuple[dict[str, Any] | None, str]:
+    """A job's result document from Redis, else from the collected store; or None and why."""
+    try:
+        current, document = job.result(connection, job_id)
+    except UnknownJob as error:
+        line = store.job(job_id) if store else None
+        if line is None:
+            return None, f"{error}{nor_in(store)}"
+        return line["result"], f"not exported, the job is {line['status']} (collected)"
+    return document, f"not exported, the job is {current.status}"
 
 
 @click.command()

@@ -19,6 +19,7 @@ import redis
 
 from thugrq import samples
 from thugrq.cli.helpers import Failure, RedisTarget, failures, open_store, pass_redis, store_option
+from thugrq.store import Store, nor_in
 
 
 @click.command()
@@ -81,10 +82,13 @@ def _zip_of(members: dict[str, bytes]) -> bytes:
 
 class SampleExport:
     """The samples of the jobs `export` writes: under DIR/samples/<sha256> (mode 0600), or with
-    --zip into DIR/samples.zip; each once, however many jobs downloaded it."""
+    --zip into DIR/samples.zip; each once, however many jobs downloaded it; from Redis, else
+    from the collected `store` when there is one."""
 
-    def __init__(self, connection: redis.Redis, folder: Path, as_zip: bool) -> None:
-        self.connection, self.folder, self.as_zip = connection, folder, as_zip
+    def __init__(
+        self, connection: redis.Redis, folder: Path, as_zip: bool, store: Store | None = None
+    ) -> None:
+        self.connection, self.folder, self.as_zip, self.store = connection, folder, as_zip, store
         self.written: set[str] = set()
         self.missing = 0
         self._zip: Any = None
@@ -99,7 +103,8 @@ class SampleExport:
             click.echo(str(self.folder / "samples.zip"))
 
     def add(self, job_id: str, document: dict[str, Any]) -> None:
-        """Write the kept samples of one job's result; name on stderr those Redis lost."""
+        """Write the kept samples of one job's result; name on stderr those Redis (and the
+        store) lost."""
         for entry in (document.get("summary") or {}).get("samples") or []:
             if not isinstance(entry, dict) or not entry.get("kept"):
                 continue
@@ -108,12 +113,15 @@ class SampleExport:
                 if digest in self.written:
                     continue
                 data = samples.get(self.connection, digest)
+                if data is None and self.store is not None:
+                    data = self.store.read_sample(digest)
             except ValueError as error:  # a malformed hash, or a corrupt entry
                 click.echo(f"{job_id}: sample not exported: {error}", err=True)
                 self.missing += 1
                 continue
             if data is None:
-                click.echo(f"{job_id}: sample {digest} no longer in Redis (expired)", err=True)
+                click.echo(f"{job_id}: sample {digest} no longer in Redis (expired){nor_in(self.store)}",
+                           err=True)
                 self.missing += 1
                 continue
             self._write(digest, data)
