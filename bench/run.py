@@ -35,16 +35,23 @@ sys.path.insert(0, str(BENCH))
 
 import psutil  # noqa: E402
 import redis  # noqa: E402
+from rq.group import Group  # noqa: E402
 from rq.results import Result  # noqa: E402
 from rq.serializers import JSONSerializer  # noqa: E402
 
 import thugrq  # noqa: E402
 from harness import BIN, Disturbance, PeakSampler, Stack, horses, machine  # noqa: E402
-from pages import PAGES, problem  # noqa: E402
-from thugrq import analysis, config, defaults, groups, results, submit  # noqa: E402
+from pages import BY_PATH, PAGES, problem  # noqa: E402
+from thugrq import (  # noqa: E402
+    analysis, config, defaults, fencing, groups, results, samples, submit, tally,
+)
+from thugrq.collector import (  # noqa: E402
+    INTERVAL as COLLECT_INTERVAL, KEEP as COLLECT_KEEP, Collector,
+)
 from thugrq.options import Options  # noqa: E402
 from thugrq.job import ThugrqJob  # noqa: E402
 from thugrq.queue import ThugrqQueue  # noqa: E402
+from thugrq.store import Store as CollectedStore  # noqa: E402
 
 #: The queue of the per-URL and 1-worker runs; only worker A serves it.
 SOLO_QUEUE = config.GENERIC_QUEUE
@@ -377,6 +384,197 @@ def group_reading(
     return raw
 
 
+#: A page of the test site whose download is big and incompressible, as packed payloads are:
+#: one job of the storage section analyses it, for the sample's bytes in Redis.
+BIG_DOWNLOAD = "/big-download"
+BIG_SAMPLE_BYTES = 5_000_000
+BIG_PAGE = "5 MB download"
+#: Seconds within which a thugrq worker's maintenance drops a registry entry or group member
+#: whose job hash expired: it cleans every MAINTENANCE_INTERVAL s, and an idle worker wakes
+#: from its blocking dequeue every WORKER_TTL - 15 s.
+CLEANED_WITHIN = defaults.MAINTENANCE_INTERVAL + defaults.WORKER_TTL - 15
+#: URLs a day the sizing figures are given for.
+FLEET_URLS_PER_DAY = 100_000
+#: Jobs in the group and registry whose per-job share is measured at scale: past Redis's
+#: 128-entry listpack limit, so the hash table and skiplist encodings a real feed's groups use.
+SCALE_JOBS = 1000
+
+
+def _usage(connection: redis.Redis, key: str) -> int:
+    """MEMORY USAGE of `key`, every element counted (SAMPLES 0); 0 when there is no such key."""
+    return int(connection.memory_usage(key, samples=0) or 0)
+
+
+def _job_keys(job_id: str) -> dict[str, str]:
+    """The keys Redis holds for one finished job, by what they are."""
+    return {
+        "job_hash": ThugrqJob.key_for(job_id),
+        "result": Result.get_key(job_id),
+        "attempt": fencing.ATTEMPT_KEY.format(job_id),
+        "superseded": fencing.SUPERSEDED_KEY.format(job_id),
+    }
+
+
+def _group_shares(
+    connection: redis.Redis, group: str, registry: str, jobs: int
+) -> dict[str, float]:
+    """Bytes per job of the keys a job shares with others: its group's member set, the group's
+    tally and its ends hash (thugrq.tally), and the queue's finished registry (per entry)."""
+    entries = connection.zcard(registry) or 1
+    return {
+        "group_set": _usage(connection, Group.get_key(group)) / jobs,
+        "tally": _usage(connection, tally.TALLY_KEY.format(group)) / jobs,
+        "tally_ends": _usage(connection, tally.ENDS_KEY.format(group)) / jobs,
+        "registry": _usage(connection, registry) / entries,
+    }
+
+
+def _shares_at_scale(stack: Stack, jobs: int) -> dict[str, float]:
+    """The same shares for a group of `jobs` ended jobs, in the database no worker serves:
+    the group enqueued by the batch write, each job counted ended by the worker's own tally
+    script (`tally.record`, status completed), and a finished registry of as many entries."""
+    connection = redis.Redis.from_url(stack.enqueue_url)
+    connection.flushdb()
+    try:
+        urls = [f"http://127.0.0.1:{stack.site_port}/page/{i}" for i in range(jobs)]
+        made = submit.enqueue(connection, urls, queues=[PAIR_QUEUE])
+        registry = ThugrqQueue(PAIR_QUEUE, connection=connection).finished_job_registry.key
+        expires = time.time() + defaults.RESULT_TTL
+        with connection.pipeline(transaction=False) as pipeline:
+            for job in made.jobs:
+                tally.record(pipeline, made.group, job.id, "completed", PAIR_QUEUE)
+                pipeline.zadd(registry, {job.id: expires})
+            pipeline.execute()
+        if tally.read(connection, made.group).ended != jobs:
+            raise BenchError(f"storage: the {jobs}-job tally did not count every job")
+        return _group_shares(connection, made.group, registry, jobs)
+    finally:
+        connection.flushdb()
+
+
+def storage(stack: Stack, count: int, keep: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """Redis bytes per finished job and per stored sample, before and after one collector pass
+    with `keep`; and what they come to for a fleet at FLEET_URLS_PER_DAY, with and without it.
+
+    `count` URLs (the pages in turn) and one big download go through both workers in one
+    batch, as `thugrq enqueue -f` sends them; every analysis is checked. Bytes are Redis's own
+    MEMORY USAGE (SAMPLES 0) of each key, so other load on the machine does not change them:
+    nothing is redone.
+    """
+    connection = stack.connection
+    batch = [stack.url(PAGES[i % len(PAGES)].path) for i in range(count)]
+    batch.append(stack.url(BIG_DOWNLOAD))
+    stack.wait_quiet()
+    submission = submit.enqueue(connection, batch, queues=[PAIR_QUEUE])
+    ids = [job.id for job in submission.jobs]
+    documents = read_results(connection, ids)
+    for url, document in zip(batch[:count], documents):
+        check("thugrq (storage)", url, document)
+    big = documents[-1]
+    if big["status"] != results.STATUS_COMPLETED or [
+        (entry["size"], entry["kept"]) for entry in big["summary"]["samples"]
+    ] != [(BIG_SAMPLE_BYTES, True)]:
+        raise BenchError(f"thugrq (storage) {batch[-1]}: expected one kept "
+                         f"{BIG_SAMPLE_BYTES}-byte sample, got {big['summary']['samples']}")
+    stack.wait_quiet()
+    registry = ThugrqQueue(PAIR_QUEUE, connection=connection).finished_job_registry.key
+
+    def per_job() -> list[dict[str, Any]]:
+        rows = []
+        for job_id, url in zip(ids, batch):
+            keys = _job_keys(job_id)
+            path = "/" + url.split("/", 3)[3]
+            row: dict[str, Any] = {"page": BY_PATH[path].name if path in BY_PATH else BIG_PAGE}
+            row |= {name: _usage(connection, key) for name, key in keys.items()}
+            ttls = [ttl for key in keys.values() if (ttl := connection.ttl(key)) != -2]
+            row["ttl_max"] = -1 if -1 in ttls else max(ttls)  # -1: a key that never expires
+            rows.append(row)
+        return rows
+
+    def sample_rows() -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for document in documents:
+            for entry in document["summary"]["samples"]:
+                if not entry["kept"]:
+                    raise BenchError(
+                        f"storage: sample {entry['sha256']} not kept: {entry['reason']}"
+                    )
+                key = samples.SAMPLE_KEY.format(entry["sha256"])
+                row = found.setdefault(entry["sha256"], {
+                    "size": entry["size"], "stored": connection.strlen(key),
+                    "memory": _usage(connection, key), "ttl": connection.ttl(key), "downloads": 0,
+                })
+                row["downloads"] += 1
+        return found
+
+    group_keys = [Group.get_key(submission.group), tally.TALLY_KEY.format(submission.group),
+                  tally.ENDS_KEY.format(submission.group)]
+    raw: dict[str, Any] = {
+        "jobs": count,
+        "keep": keep,
+        "result_ttl": defaults.RESULT_TTL,
+        "before": per_job(),
+        "group_jobs": len(ids),
+        "shares": _group_shares(connection, submission.group, registry, len(ids)),
+        "samples": sample_rows(),
+    }
+    log(f"storage: {len(ids)} jobs measured; a group of {SCALE_JOBS:,} for the shares at scale")
+    raw["shares_at_scale"] = _shares_at_scale(stack, SCALE_JOBS)
+
+    store_dir = Path(tempfile.mkdtemp(prefix="store-", dir=stack.tmp))
+    started = time.perf_counter()
+    counts = Collector(connection, CollectedStore(store_dir, create=True), keep=keep).run_once()
+    raw["collector"] = {"seconds": time.perf_counter() - started, "collected": counts.collected,
+                        "samples": counts.samples, "shortened": counts.shortened}
+    raw["after"] = per_job()
+    raw["samples_after"] = sample_rows()
+    raw["group_ttl_after"] = min(connection.ttl(key) for key in group_keys)
+    late = [row["ttl_max"] for row in raw["after"] if not 0 < row["ttl_max"] <= keep]
+    if late:
+        raise BenchError(f"storage: after collection, job keys live {late[:5]} s (-1: never "
+                         f"expire), not within keep, {keep} s")
+    shutil.rmtree(store_dir, ignore_errors=True)
+    raw["fleet"] = fleet_sizing(raw)
+    log(f"storage: collector pass over {counts.collected} jobs; job keys now live <= {keep} s")
+    return raw
+
+
+def fleet_sizing(raw: dict[str, Any]) -> dict[str, float]:
+    """Steady-state Redis bytes for FLEET_URLS_PER_DAY, from the bytes measured in this run.
+
+    A job's own keys (hash, result stream, attempt, superseded) and its shares (registry entry,
+    group set member, tally and ends hash field, at scale) live the result TTL without a
+    collector. With one, its own keys live `keep` after a pass (every collector.INTERVAL s);
+    its registry entry and group-set member until a worker's maintenance drops them once the
+    hash has expired (CLEANED_WITHIN s); the group's tally and ends hash keep the group's TTL,
+    the result TTL. Samples are left out: they keep
+    the result TTL either way, so they add the same to both.
+    """
+    day = 86400
+    pages = {page.name for page in PAGES}
+    rows = [row for row in raw["before"] if row["page"] in pages]  # the pages in equal shares
+    own = statistics.fmean(sum(r[k] for k in ("job_hash", "result", "attempt", "superseded"))
+                           for r in rows)
+    shares = raw["shares_at_scale"]
+    rq_shares = shares["registry"] + shares["group_set"]
+    tally_shares = shares["tally"] + shares["tally_ends"]
+    ttl, keep = raw["result_ttl"], raw["keep"]
+    without = FLEET_URLS_PER_DAY * ttl / day * (own + rq_shares + tally_shares)
+    with_collector = FLEET_URLS_PER_DAY * (
+        (keep + COLLECT_INTERVAL) / day * own
+        + (keep + COLLECT_INTERVAL + CLEANED_WITHIN) / day * rq_shares
+        + ttl / day * tally_shares
+    )
+    return {
+        "bytes_per_job": own + rq_shares + tally_shares,
+        "own_bytes_per_job": own,
+        "without": without,
+        "with": with_collector,
+        "with_tallies": FLEET_URLS_PER_DAY * ttl / day * tally_shares,
+        "ratio": with_collector / without,
+    }
+
+
 def memory(stack: Stack, worker_pid: int, runs: int) -> dict[str, Any]:
     """Peak resident size of worker A's horses, per page (sampled VmHWM, every 1 ms)."""
     peaks: dict[str, int] = {}
@@ -600,6 +798,82 @@ def _group_lines(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def _size(value: float) -> str:
+    """Bytes as the sizing note gives them: B up to 10 kB, then KiB, MiB, GiB."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= 10 * scale:
+            return f"{value / scale:,.1f} {unit}"
+    return f"{value:,.0f} B"
+
+
+def _storage_lines(data: dict[str, Any]) -> list[str]:
+    raw = data["storage"]
+    own = ("job_hash", "result", "attempt", "superseded")
+    days = raw["result_ttl"] / 86400
+    lines = [
+        f"Redis memory per finished job (MEMORY USAGE, SAMPLES 0; {raw['jobs']} jobs, the pages "
+        "in turn, and one 5 MB download, one batch, 2 workers)",
+        f"  {'page':16}{'jobs':>5}{'job hash':>10}{'result':>9}{'attempt':>9}"
+        f"{'own keys, median':>17}{'max':>9}",
+    ]
+    for name in [page.name for page in PAGES] + [BIG_PAGE]:
+        rows = [r for r in raw["before"] if r["page"] == name]
+        if not rows:
+            continue
+        totals = [sum(r[k] for k in own) for r in rows]
+        lines.append(
+            f"  {name:16}{len(rows):5d}{med([r['job_hash'] for r in rows]):8.0f} B"
+            f"{med([r['result'] for r in rows]):7.0f} B{med([r['attempt'] for r in rows]):7.0f} B"
+            f"{med(totals):15.0f} B{max(totals):7.0f} B"
+        )
+    for label, shares in (
+        (f"this group of {raw['group_jobs']}", raw["shares"]),
+        (f"a group of {SCALE_JOBS:,}", raw["shares_at_scale"]),
+    ):
+        lines.append(
+            f"  shared, per job ({label}): group set {shares['group_set']:.1f} B, tally "
+            f"{shares['tally']:.1f} B, tally ends {shares['tally_ends']:.1f} B, finished "
+            f"registry {shares['registry']:.1f} B"
+        )
+    fleet = raw["fleet"]
+    lines.append(
+        f"  per job, all told: {fleet['bytes_per_job']:,.0f} B (own keys "
+        f"{fleet['own_bytes_per_job']:,.0f} B, "
+        f"mean of the three pages' jobs; shares of a group of {SCALE_JOBS:,})"
+    )
+    lines.append("Per stored sample (stored once, whoever downloads it)")
+    for digest, row in raw["samples"].items():
+        lines.append(
+            f"  {digest[:16]}  {row['size']:,} B on the wire, {row['stored']:,} B stored (zlib), "
+            f"MEMORY USAGE {row['memory']:,} B; downloaded by {row['downloads']} job(s), TTL "
+            f"{row['ttl'] / 86400:.1f} d"
+        )
+    collected, after = raw["collector"], raw["after"]
+    longest = max(r["ttl_max"] for r in after)
+    sample_ttl = min((r["ttl"] for r in raw["samples_after"].values()), default=-1)
+    keep = raw["keep"]
+    lines += [
+        f"After one collector pass (keep {keep} s): {collected['collected']} jobs collected in "
+        f"{collected['seconds']:.2f} s",
+        f"  job keys live at most {longest} s (<= keep: {verdict(0 < longest <= keep)}); "
+        "same bytes "
+        f"per job (median {med([sum(r[k] for k in own) for r in after]):.0f} B, before "
+        f"{med([sum(r[k] for k in own) for r in raw['before']]):.0f} B)",
+        f"  still at the result TTL: the group's tally ({raw['group_ttl_after'] / 86400:.1f} d "
+        f"left) and the samples ({sample_ttl / 86400:.1f} d left; the collector leaves them alone)",
+        f"Steady state for {FLEET_URLS_PER_DAY:,} URLs a day, from the bytes above (samples apart)",
+        f"  no collector, result TTL {days:.0f} d     {_size(fleet['without']):>11}",
+        f"  collector, keep {keep} s          {_size(fleet['with']):>11}   (of which tallies kept "
+        f"{days:.0f} d: {_size(fleet['with_tallies'])})",
+        f"  with / without                   {fleet['ratio']:10.4f}x  (1/{1 / fleet['ratio']:.0f})",
+        "  plus, either way, each distinct sample a day: "
+        f"{days:.0f} x its MEMORY USAGE (this one: "
+        + ", ".join(_size(days * r["memory"]) for r in raw["samples"].values()) + ")",
+        "",
+    ]
+    return lines
+
+
 def _memory_lines(data: dict[str, Any]) -> list[str]:
     mem = data["memory"]
     idle, after = mem["worker_idle"], mem["worker_after"]
@@ -640,6 +914,8 @@ def table(data: dict[str, Any]) -> str:
         lines += _enqueue_lines(data)
     if "groups" in data:
         lines += _group_lines(data)
+    if "storage" in data:
+        lines += _storage_lines(data)
     lines += _memory_lines(data)
     lines.append(
         f"Load average (1 min) at start {data['load'][0]:.2f}, at end {data['load'][1]:.2f}. "
@@ -648,7 +924,7 @@ def table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = ("enqueue", "groups", "per-url", "throughput", "memory")
+SECTIONS = ("enqueue", "groups", "per-url", "throughput", "storage", "memory")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -668,6 +944,13 @@ def main(argv: list[str] | None = None) -> int:
         "--group-jobs", type=int, default=50_000, help="jobs in the big group (default 50000)"
     )
     parser.add_argument("--group-reps", type=int, default=3, help="group repetitions (default 3)")
+    parser.add_argument(
+        "--storage-jobs", type=int, default=30, help="jobs measured for storage (default 30)"
+    )
+    parser.add_argument(
+        "--storage-keep", type=int, default=COLLECT_KEEP,
+        help=f"the collector's --keep for storage, seconds (default {COLLECT_KEEP})",
+    )
     parser.add_argument("--quick", action="store_true", help="few repetitions: a smoke run")
     parser.add_argument(
         "--only", metavar="SECTIONS",
@@ -679,6 +962,7 @@ def main(argv: list[str] | None = None) -> int:
         args.reps, args.throughput_urls, args.throughput_reps = 2, 6, 1
         args.enqueue_jobs, args.enqueue_reps = 1000, 1
         args.group_jobs, args.group_reps = 5000, 1
+        args.storage_jobs = 6
     sections = set(args.only.split(",")) if args.only else set(SECTIONS)
     if not sections <= set(SECTIONS):
         parser.error(f"--only: choose among {', '.join(SECTIONS)}")
@@ -701,6 +985,8 @@ def main(argv: list[str] | None = None) -> int:
             "enqueue_reps": args.enqueue_reps,
             "group_sizes": [GROUP_SMALL, args.group_jobs],
             "group_reps": args.group_reps,
+            "storage_jobs": args.storage_jobs,
+            "storage_keep": args.storage_keep,
         },
     }
     load_at_start = os.getloadavg()[0]
@@ -727,6 +1013,8 @@ def main(argv: list[str] | None = None) -> int:
             data["throughput"] = throughput(
                 stack, quiet, args.throughput_urls, args.throughput_reps, log
             )
+        if "storage" in sections:
+            data["storage"] = storage(stack, args.storage_jobs, args.storage_keep, log)
         data["quiet"] = quiet.summary()
         if "memory" in sections:
             data["memory"]["horse_peak_kb"] = memory(stack, worker_a, runs=2)
