@@ -236,8 +236,10 @@ def test_a_collector_killed_at_random_moments_collects_every_job_exactly_once(en
 def test_two_collectors_at_once_write_each_job_once(env, connection, tmp_path):
     submission = finish(connection, 200, padding=2_000)
     both = [start_collector(env, tmp_path, "--once") for _ in range(2)]
-    assert [process.wait(timeout=60) for process in both] == [0, 0]
-    said = [re.search(r"collected (\d+) job", process.stderr.read()) for process in both]
+    codes = [process.wait(timeout=60) for process in both]
+    stderr = [process.stderr.read() for process in both]
+    assert codes == [0, 0], stderr
+    said = [re.search(r"collected (\d+) job", text) for text in stderr]
     assert sum(int(found.group(1)) for found in said) == 200
     everything = Counter({job.id: 1 for job in submission.jobs})
     assert lines_per_id(tmp_path) == everything

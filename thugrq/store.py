@@ -17,6 +17,7 @@ where an analysis lives for good. A store is a directory:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -36,6 +37,8 @@ from thugrq.samples import check_sha256
 #: The variable naming the store readers fall back to (`--store`).
 STORE_VARIABLE = "THUGRQ_STORE"
 INDEX = "index.sqlite"
+#: Held while a process opens the store (see Store.__init__).
+OPENING_LOCK = ".opening.lock"
 #: Seconds a collector waits for another one's write transaction.
 LOCK_TIMEOUT = 120.0
 
@@ -95,11 +98,16 @@ class Store:
             raise StoreError(f"no collected store at {self.root} (no {INDEX})")
         for folder in (self.root, self.root / "results", self.root / "samples"):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.root / INDEX, timeout=LOCK_TIMEOUT, isolation_level=None)
-        os.chmod(self.root / INDEX, 0o600)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
-        self.db.executescript(_SCHEMA)
+        # Two collectors opening a new store at once: SQLite answers the switch to WAL and the
+        # schema's first writes with "database is locked" at once (no busy wait), so the opening
+        # is made one process at a time, under a lock file of the store's own.
+        with open(self.root / OPENING_LOCK, "a") as opening:
+            fcntl.flock(opening, fcntl.LOCK_EX)
+            self.db = sqlite3.connect(self.root / INDEX, timeout=LOCK_TIMEOUT, isolation_level=None)
+            os.chmod(self.root / INDEX, 0o600)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
+            self.db.executescript(_SCHEMA)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
