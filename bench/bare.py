@@ -1,4 +1,4 @@
-"""The bare limit: Thug imported once, then one forked analysis per URL, with no queue.
+"""The bare limit: Thug imported and warmed up once, then one forked analysis per URL, no queue.
 
 bench/run.py starts this as a process of its own and writes URLs to its stdin, one a line. For
 each, it forks a child that runs `thugrq.analysis.analyze` (the very function a thugrq work
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from thugrq import analysis  # noqa: E402
+from thugrq import analysis, warm  # noqa: E402
 from thugrq.context import AnalysisContext  # noqa: E402
 from thugrq.options import Options  # noqa: E402
 
@@ -53,7 +53,7 @@ def analyse_in_child(url: str, options: dict, context: AnalysisContext, result_f
 
 
 def main() -> None:
-    analysis.load_thug()  # once, as a thugrq worker does before its first horse
+    warm.prepare()  # once, as a thugrq worker does before its first horse
     options = Options().to_dict()
     context = AnalysisContext()
     print(json.dumps({"ready": True}), flush=True)

@@ -17,7 +17,7 @@ import time
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 ACTIVEX = b"""<html><body><script>
 var shell = new ActiveXObject("WScript.Shell");
@@ -101,6 +101,7 @@ PAGES: dict[str, tuple[str, bytes]] = {
     "/chain/meta": ("text/html", META_REFRESH),
     "/chain/js": ("text/html", JS_LOCATION),
     "/chain/final": ("text/html", FINAL),
+    "/flagged": ("text/html", FINAL),  # a URL for the tests' own classifier rules
     "/download": ("text/html", DOWNLOAD),
     "/sample.exe": ("application/octet-stream", pe_sample()),
     "/big-download": ("text/html", BIG_DOWNLOAD),
@@ -117,6 +118,22 @@ PAGES: dict[str, tuple[str, bytes]] = {
 
 REDIRECTS = {"/chain/start": "/chain/meta"}
 
+# State an analysis could leave to the next one in the same process: cookies (set by the server
+# and by a script), a global, a change to a built-in prototype.
+# Then goes on to /state/echo, which sees the cookies within the same analysis.
+STATE_SET = b"""<html><body><script>document.cookie = "scripted=1; path=/";
+window.leakedGlobal = "set"; Object.prototype.leakedProto = "set";
+location.href = "/state/echo";</script>set</body></html>"""
+# Navigates once more, adding what its scripts see of such state to its URL.
+STATE_SEEN = b"""<html><body><script>location.href = location.href + "&globals=" +
+typeof leakedGlobal + "," + typeof ({}).leakedProto + "&cookie_js=" + (document.cookie || "none");
+</script></body></html>"""
+STATE_PAGES = ("/state/set", "/state/echo", "/state/seen", "/state/counter")
+
+
+def query_of(text: str) -> dict[str, str]:
+    return {key: values[0] for key, values in parse_qs(text).items()}
+
 
 class Visit(NamedTuple):
     """One request: the client's address, and the path with its query string."""
@@ -132,6 +149,7 @@ class Site:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.requests: list[str] = []
         self.visits: list[Visit] = []
+        self.counter = 0
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -146,12 +164,15 @@ class Site:
                     self.send_header("Location", target)
                     self.end_headers()
                     return
+                if parts.path in STATE_PAGES:
+                    self._state(parts.path, query_of(parts.query))
+                    return
                 if parts.path in REDIRECTS:
                     self.send_response(302)
                     self.send_header("Location", REDIRECTS[parts.path])
                     self.end_headers()
                     return
-                query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+                query = query_of(parts.query)
                 if parts.path == "/redirect":  # to another URL, possibly on another host
                     self.send_response(302)
                     self.send_header("Location", query["to"])
@@ -189,8 +210,31 @@ class Site:
                     return
                 self._send(*PAGES[parts.path])
 
-            def _send(self, content_type: str, body: bytes) -> None:
-                self.send_response(200)
+            def _state(self, path: str, query: dict[str, str]) -> None:
+                """Pages that show what an analysis carries over from an earlier one."""
+                if path == "/state/set":  # leaves a cookie, script globals, a prototype change
+                    self.send_response(200)
+                    self.send_header("Set-Cookie", "served=1; Path=/")
+                    self._send("text/html", STATE_SET, status_sent=True)
+                elif path == "/state/echo":  # what the browser sent, in the URL it ends at
+                    seen = {
+                        "cookie": self.headers.get("Cookie") or "none",
+                        "referer": self.headers.get("Referer") or "none",
+                        "ua": self.headers.get("User-Agent") or "none",
+                    }
+                    self.send_response(302)
+                    self.send_header("Location", "/state/seen?" + urlencode(seen))
+                    self.end_headers()
+                elif path == "/state/seen":  # then what its scripts see, once
+                    self._send("text/html", b"<html><body>seen</body></html>" if "globals" in query else STATE_SEEN)
+                else:  # /state/counter: a page whose content changes at each request
+                    site.counter += 1
+                    self._send("text/html", f"<html><body><a href='/n/{site.counter}'>{site.counter}</a>"
+                               f"<script>location.href = '/chain/final?n={site.counter}';</script></body></html>".encode())
+
+            def _send(self, content_type: str, body: bytes, status_sent: bool = False) -> None:
+                if not status_sent:
+                    self.send_response(200)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

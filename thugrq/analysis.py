@@ -1,8 +1,8 @@
 """The one function a thugrq worker runs: analyse a URL with Thug and return the result document.
 
-It runs in the work horse that RQ forks for each job. Thug is imported by the worker before its
-first job (`load_thug`), so each horse inherits it ready; everything Thug sets up per analysis
-lives and dies with the horse.
+It runs in the work horse that RQ forks for each job. Thug is imported and warmed up by the
+worker before its first job (thugrq.warm), so each horse inherits it ready; everything Thug
+sets up per analysis lives and dies with the horse.
 
 What the analysis takes from the worker (who runs it, the targets it may reach, the bound on its
 result, how to record an overrun, where to keep the files it downloads) is an explicit
@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from types import FrameType, ModuleType
 from typing import Any
 
-from thugrq import results, samples, truncation
+from thugrq import classifiers, results, samples, truncation
 from thugrq.context import AnalysisContext
 from thugrq.deadline import Deadline
 from thugrq.limits import MEMORY_REASON, Downloads, limited_downloads
@@ -168,6 +168,9 @@ def _run_thug(
     class Analysis(ThugAPI):
         def analyze(self) -> None:  # required by ThugAPI; we drive it step by step
             raise NotImplementedError
+
+        def _ThugAPI__init_classifiers(self) -> None:  # Thug's compiles every rule anew
+            classifiers.install(self)
 
         def watchdog_cb(self, signum: int, frame: FrameType | None) -> None:
             # Thug's watchdog would log and then SIGTERM the whole process; end the analysis

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from thugrq import config, fleet, location, redis_check, worker
+from thugrq import classifiers, config, fleet, location, redis_check, worker
 from thugrq.cli.helpers import CONTEXT, NO_COUNTRY, Failure, failures, proxy_option
 from thugrq.countries import country_code, queue_name
 from thugrq.defaults import DEFAULT_MAX_MEMORY, DEFAULT_MAX_RESULT_BYTES, MIB, MIN_MAX_RESULT_BYTES
@@ -101,6 +101,15 @@ from thugrq.worker import WorkerCrashed
     help="Address-space limit of each analysis, in MiB: one that reaches it fails as `memory "
     "limit exceeded`, not retried.",
 )
+@click.option(
+    "--rules",
+    multiple=True,
+    metavar="KIND:FILE",
+    help="YARA rules for one of Thug's classifiers (html, js, vbs, url, sample, cookie, text, "
+    "image), added to Thug's own: each analysis is classified with them too, and its result "
+    "lists their matches. Compiled once, at start-up (restart the worker to change them); "
+    "repeatable.",
+)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--name", help="Worker name (default: COUNTRY.host.pid).")
 @click.option(
@@ -119,6 +128,7 @@ def main(
     max_result_bytes: str | None,
     max_sample_bytes: int,
     max_memory: int,
+    rules: tuple[str, ...],
     burst: bool,
     name: str | None,
     redis_url: str | None,
@@ -130,7 +140,8 @@ def main(
     country's queue first, then `generic`; it checks its location again every --recheck
     seconds, and serves the new country's queue when it has moved.
 
-    Each job runs in a fresh forked process; Thug is imported once, before the first job.
+    Each job runs in a fresh forked process; Thug is imported and warmed up once (an analysis
+    of a built-in page, from memory), before the first job, so each starts warm.
     Only `thugrq.analysis.analyze` jobs are run: anything else ends failed as refused.
     """
     handler = logging.StreamHandler()
@@ -150,6 +161,8 @@ def main(
             keeper = location.for_worker(country, public_ip, require_country, recheck, proxy)
             names = fleet.queues_for(keeper.country)
         try:
+            for kind, _, path in (entry.partition(":") for entry in rules):
+                classifiers.add_rules(kind, path)
             worker.run(
                 names, keeper=keeper, policy=policy, redis_url=redis_url, burst=burst,
                 name=name, max_result_bytes=result_bound, max_memory=max_memory * MIB,
