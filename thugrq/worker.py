@@ -26,7 +26,7 @@ from rq.registry import clean_registries
 from rq.scheduler import RQScheduler
 from rq.utils import now
 
-from thugrq import analysis, config, fleet, location, quarantine, samples
+from thugrq import analysis, config, fleet, location, quarantine, samples, warm
 from thugrq.context import AnalysisContext
 from thugrq.defaults import (
     FLEET_RECORD_TTL,
@@ -327,8 +327,8 @@ def run(
     max_sample_bytes: int = samples.DEFAULT_MAX_SAMPLE_BYTES,
 ) -> bool:
     """Serve `queues` in order of priority; returns whether any job was processed."""
-    connection = config.connect(redis_url)
-    versions = analysis.thug_versions()  # imports Thug here, once, before any horse is forked
+    connection = config.connect(redis_url, block=WORKER_TTL - 15)  # RQ's longest dequeue
+    versions = warm.prepare()  # Thug imported and warmed up once, before any horse is forked
     name = name or default_name(keeper.country)
     store = samples.Store(connection, max_sample_bytes)  # each job's horse keeps its samples there
     context = AnalysisContext(policy=policy, max_result_bytes=max_result_bytes, proxy=proxy, samples=store)
