@@ -143,3 +143,15 @@ def test_each_analysis_gets_classifiers_of_its_own_sharing_only_compiled_rules()
         assert one[kind] is not other[kind]
         assert one[kind].matches is not other[kind].matches
         assert one[kind].rules is other[kind].rules
+
+
+@pytest.mark.parametrize(
+    "rules, reason",
+    [("url:MISSING", "No such file"), ("url:BROKEN", "syntax error"), ("shell:BROKEN", "unknown classifier 'shell'")],
+)
+def test_a_worker_refuses_to_start_on_rules_it_cannot_load(burst_worker, tmp_path, rules, reason):
+    (tmp_path / "BROKEN").write_text("rule broken {\n")
+    kind, _, name = rules.partition(":")
+    finished = burst_worker("--queue", "generic", "--rules", f"{kind}:{tmp_path / name}")
+    assert finished.returncode != 0
+    assert reason in finished.stderr and str(tmp_path / name) in finished.stderr
