@@ -130,7 +130,8 @@ def read_results(connection: redis.Redis, job_ids: Sequence[str]) -> list[dict[s
     the result documents, in order."""
     documents = []
     for job_id in job_ids:
-        job = ThugrqJob(job_id, connection=connection, serializer=JSONSerializer)
+        # A socket timeout outlasting the XREAD's block (redis-py 8 cuts reads at 5 s).
+        job = ThugrqJob(job_id, connection=config.blocking(connection, 300), serializer=JSONSerializer)
         result = job.latest_result(timeout=300)
         if result is None:
             raise BenchError(f"thugrq job {job_id}: no result within 300 s")

@@ -75,3 +75,9 @@ MAINTENANCE_INTERVAL = 10
 FLEET_RECORD_TTL = 45
 #: Longest wait between reconnection attempts while Redis is away (RQ: 60).
 MAX_CONNECTION_WAIT = 5
+#: How long a Redis command's answer may take before its connection counts as lost: redis-py
+#: 8's default (redis-py 7 waited for ever), said here so that it stays thugrq's.
+SOCKET_TIMEOUT = 5
+#: What a connection for blocking reads waits on top of their block (thugrq.config.blocking);
+#: RQ's worker allows its dequeue as much.
+BLOCKING_MARGIN = 10
