@@ -212,7 +212,9 @@ class PeakSampler:
 class Stack:
     """The private Redis, the site, the bare runner and thugrq workers, for one benchmark run."""
 
-    def __init__(self) -> None:
+    def __init__(self, bare: bool = True) -> None:
+        #: Whether to start the bare runner (bench/bare.py); bench/sizing.py has no use for it.
+        self.want_bare = bare
         self.exit = ExitStack()
         self.processes: list[subprocess.Popen] = []
         self.tmp = Path(tempfile.mkdtemp(prefix="thugrq-bench-"))
@@ -246,6 +248,8 @@ class Stack:
         if not line.strip().isdigit():
             raise RuntimeError(f"the test site did not start; see {self.tmp / 'site.log'}")
         self.site_port = int(line)
+        if not self.want_bare:
+            return
 
         self.bare = self._popen(
             [sys.executable, str(BENCH / "bare.py")], "bare",
@@ -307,17 +311,28 @@ class Stack:
 
     def start_worker(self, name: str, queues: list[str]) -> int:
         """Start `thugrq-worker --queue ...` and wait until it is idle; returns its pid."""
+        pid = self.launch_worker(name, queues)
+        self.wait_idle([name])
+        return pid
+
+    def launch_worker(self, name: str, queues: list[str]) -> int:
+        """Start `thugrq-worker --queue ...` without waiting for it; returns its pid."""
         argv = [str(BIN / "thugrq-worker"), "--name", name]
         for queue in queues:
             argv += ["--queue", queue]
         process = self._popen(argv, f"worker-{name}")
         self.workers[name] = process
-        deadline = time.monotonic() + READY_TIMEOUT
-        while self.connection.hget(f"rq:worker:{name}", "state") != b"idle":
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker {name} did not start; see {self.tmp}/worker-{name}.log")
-            time.sleep(0.05)
         return process.pid
+
+    def wait_idle(self, names: list[str], timeout: float = READY_TIMEOUT) -> None:
+        """Wait until each named worker has registered and reports itself idle."""
+        deadline = time.monotonic() + timeout
+        for name in names:
+            process = self.workers[name]
+            while self.connection.hget(f"rq:worker:{name}", "state") != b"idle":
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"worker {name} did not start; see {self.tmp}/worker-{name}.log")
+                time.sleep(0.05)
 
     def wait_quiet(self, timeout: float = 30.0) -> None:
         """Wait until no worker has a horse and every worker is back to idle: a quiet machine."""
