@@ -42,6 +42,7 @@ from rq.serializers import JSONSerializer  # noqa: E402
 import thugrq  # noqa: E402
 from harness import BIN, Disturbance, PeakSampler, Stack, horses, machine  # noqa: E402
 from pages import BY_PATH, PAGES, problem  # noqa: E402
+import peers  # noqa: E402 - the ThugD replica; imports celery only when its section runs
 from thugrq import (  # noqa: E402
     analysis, config, defaults, fencing, groups, results, samples, submit, tally,
 )
@@ -905,6 +906,30 @@ def _memory_lines(data: dict[str, Any]) -> list[str]:
     return lines + [f"  bare runner, idle (Thug only)   {mib(mem['bare_idle']):>9}", ""]
 
 
+def _peers_lines(data: dict[str, Any]) -> list[str]:
+    """The peers section's lines, with thugrq's figures from the sections that ran."""
+    figures: dict[str, Any] = {}
+    if "per_url" in data:
+        limit = limit_of(data, "per-URL")
+        figures["per_url"] = {
+            page.name: med([m["seconds"]
+                            for m in undisturbed(data["per_url"][page.name]["thugrq"], limit)])
+            for page in PAGES
+        }
+    if "throughput" in data:
+        limit = limit_of(data, "throughput")
+        for key, kind in (("one", "1"), ("two", "2")):
+            figures[key] = med([r["urls_per_s"]
+                                for r in undisturbed(data["throughput"][kind], limit)])
+    if "enqueue" in data:
+        limit = limit_of(data, "enqueue")
+        batch, one = (med([r["jobs_per_s"] for r in undisturbed(data["enqueue"][name], limit)])
+                      for name in ("thugrq_batch", "rq_one_by_one"))
+        figures["batch"] = batch / one
+    limits = {section: limit_of(data, section) for section in ("peers", "peers-throughput")}
+    return peers.lines(data["peers"], figures, limits, verdict)
+
+
 def table(data: dict[str, Any]) -> str:
     lines = _header(data)
     if "per_url" in data:
@@ -917,6 +942,8 @@ def table(data: dict[str, Any]) -> str:
         lines += _group_lines(data)
     if "storage" in data:
         lines += _storage_lines(data)
+    if "peers" in data:
+        lines += _peers_lines(data)
     lines += _memory_lines(data)
     lines.append(
         f"Load average (1 min) at start {data['load'][0]:.2f}, at end {data['load'][1]:.2f}. "
@@ -925,7 +952,7 @@ def table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = ("enqueue", "groups", "per-url", "throughput", "storage", "memory")
+SECTIONS = ("enqueue", "groups", "per-url", "throughput", "storage", "peers", "memory")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -952,6 +979,13 @@ def main(argv: list[str] | None = None) -> int:
         "--storage-keep", type=int, default=COLLECT_KEEP,
         help=f"the collector's --keep for storage, seconds (default {COLLECT_KEEP})",
     )
+    parser.add_argument(
+        "--peers-age", type=int, default=200,
+        help="tasks a ThugD pool process runs before its ageing line (default 200)",
+    )
+    parser.add_argument(
+        "--peers-soak", type=int, default=500, help="jobs in thugrq's memory soak (default 500)"
+    )
     parser.add_argument("--quick", action="store_true", help="few repetitions: a smoke run")
     parser.add_argument(
         "--only", metavar="SECTIONS",
@@ -964,6 +998,7 @@ def main(argv: list[str] | None = None) -> int:
         args.enqueue_jobs, args.enqueue_reps = 1000, 1
         args.group_jobs, args.group_reps = 5000, 1
         args.storage_jobs = 6
+        args.peers_age, args.peers_soak = 20, 50
     sections = set(args.only.split(",")) if args.only else set(SECTIONS)
     if not sections <= set(SECTIONS):
         parser.error(f"--only: choose among {', '.join(SECTIONS)}")
@@ -988,6 +1023,8 @@ def main(argv: list[str] | None = None) -> int:
             "group_reps": args.group_reps,
             "storage_jobs": args.storage_jobs,
             "storage_keep": args.storage_keep,
+            "peers_age": args.peers_age,
+            "peers_soak": args.peers_soak,
         },
     }
     load_at_start = os.getloadavg()[0]
@@ -1016,6 +1053,15 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "storage" in sections:
             data["storage"] = storage(stack, args.storage_jobs, args.storage_keep, log)
+        if "peers" in sections:
+            settings = {"reps": args.reps, "throughput_urls": args.throughput_urls,
+                        "throughput_reps": args.throughput_reps, "age": args.peers_age,
+                        "soak": args.peers_soak}
+            try:
+                data["peers"] = peers.run(stack, quiet, settings, log, queue=PAIR_QUEUE,
+                                          read_results=read_results, check=check)
+            except peers.PeerError as error:
+                raise BenchError(str(error)) from error
         data["quiet"] = quiet.summary()
         if "memory" in sections:
             data["memory"]["horse_peak_kb"] = memory(stack, worker_a, runs=2)
