@@ -36,6 +36,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(exclude=["tests", "tests.*"]),
+    # The dashboard's analyst pages (thugrq.pages): their templates and stylesheet.
+    package_data={"thugrq": ["templates/thugrq/*.html", "static/*.css"]},
     python_requires=">=3.10",
     install_requires=[
         "rq>=3,<4",

@@ -23,6 +23,9 @@ DNS rebinding), state changes only by POST from its own pages (CSRF), and every 
 carries a strict Content-Security-Policy (with rq-dashboard's templates compiled on the
 server, since that policy forbids the browser's eval), so that what escaping missed still
 runs nothing.
+
+thugrq's own analyst pages (thugrq.pages: an analysis, a group, the fleet) are served beside
+rq-dashboard's, under `/thugrq/`, behind the same guards.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from rq.serializers import JSONSerializer
 from werkzeug.serving import make_server
 
 from thugrq import config
-from thugrq import dashboard_guard as guard
+from thugrq import dashboard_guard as guard, pages
 from thugrq.exceptions import ConfigError
 from thugrq.job import ThugrqJob
 from thugrq.queue import ThugrqQueue, thugrq_classes
@@ -186,6 +189,7 @@ def build_app(
     app.after_request(escape_data)
     app.after_request(guard.secure_headers)
     app.register_blueprint(rq_dashboard.blueprint)
+    app.register_blueprint(pages.blueprint)  # thugrq's analyst pages, under /thugrq/
     rq_dashboard.web.setup_rq_connection(app)
     return app
 
