@@ -52,6 +52,7 @@ def test_bin_run_starts_the_stack_prints_the_summary_and_reuses_it(run_env, site
     assert "started a worker" in first.stderr
     dashboard = f"http://127.0.0.1:{run_env['THUGRQ_DASHBOARD_PORT']}/"
     assert f"dashboard: {dashboard}0/view/job/" in first.stderr
+    assert f"analysis page: {dashboard}thugrq/job/" in first.stderr
 
     url = (Path(run_env["THUGRQ_HOME"]) / "redis.url").read_text().strip()
     workers = stack.live_workers(redis.Redis.from_url(url))

@@ -221,6 +221,21 @@ def ensure_dashboard(redis_url: str, port: int | None = None, report: Report = q
     return url
 
 
+def running_dashboard(redis_url: str) -> str | None:
+    """The address of the stack's dashboard if it runs and serves the Redis at `redis_url`
+    (the stack's `stack.url`), else None. Reads the state files only: it starts nothing."""
+    try:
+        served = (state_dir() / "stack.url").read_text().strip()
+        url = (state_dir() / "dashboard.url").read_text().strip()
+    except OSError:
+        return None
+    if served != redis_url:
+        return None
+    if not process.process_of(state_dir() / "dashboard.pid", (DASHBOARD_MODULE,)):
+        return None
+    return url or None
+
+
 def up(
     workers: int = 1,
     dashboard_port: int | None = None,

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import click
 import redis
 
-from thugrq import config
+from thugrq import config, links
 from thugrq.exceptions import ConfigError, InvalidInput
 from thugrq.options import Options
 from thugrq.personalities import DEFAULT_PERSONALITY
@@ -100,6 +100,13 @@ class Output:
             click.echo(json.dumps(document, indent=2, sort_keys=True))
         else:
             text(document)
+
+
+def dashboard_base(redis_url: str) -> str | None:
+    """The base URL of the dashboard whose pages show the jobs of the Redis at `redis_url`
+    (thugrq.links), or None; a Failure when THUGRQ_DASHBOARD_URL is no dashboard address."""
+    with failures(ConfigError):
+        return links.dashboard_base(redis_url)
 
 
 def progress(length: int, label: str, threshold: int = 0) -> Any:

@@ -15,69 +15,29 @@ import click
 import redis
 from rq.job import JobStatus
 
-from thugrq import fencing, groups, job, quarantine, submit, tally
-from thugrq.cli.grouping import page_options, print_summary, status_line, tell_more
+from thugrq import fencing, groups, job, links, quarantine, submit
+from thugrq.cli.grouping import (
+    page_options,
+    print_outcomes,
+    print_summary,
+    tell_more,
+    wait_and_report,
+)
 from thugrq.cli.helpers import (
     Failure,
     Output,
     RedisTarget,
+    dashboard_base,
     failures,
     json_option,
     open_store,
     pass_redis,
-    progress,
     store_option,
 )
 from thugrq.exceptions import UnknownJob
 from thugrq.queue import ThugrqQueue
 from thugrq.results import format_summary
 from thugrq.store import Store, nor_in
-
-
-def wait_and_report(
-    connection: redis.Redis, job_ids: list[str], output: Output, timeout: float | None,
-    group: str | None = None, limit: int = groups.DEFAULT_LIMIT, offset: int = 0,
-) -> None:
-    """Wait for the jobs, print their outcomes, and exit non-zero unless all completed.
-
-    With a group, the wait reads the group's tally (a few commands a poll whatever its size),
-    and a page of its outcomes is printed (sorted by id, as `thugrq group` pages them), with the
-    counts of the whole group on stderr."""
-    if group is None:
-        with progress(len(job_ids), "analysing") as bar:
-            submit.wait(connection, job_ids, timeout=timeout, on_progress=bar.update)
-        outcomes = [job.outcome(connection, job_id) for job_id in job_ids]
-        output.rows(outcomes, _print_outcomes)
-        if not all(o.ok for o in outcomes):
-            sys.exit(1)
-        return
-    with failures(UnknownJob):
-        with progress(tally.read(connection, group).total, "analysing") as bar:
-            waited = groups.wait(connection, group, timeout=timeout, on_progress=bar.update)
-        ids = groups.members(connection, group)
-    output.rows(groups.page(connection, ids, offset, limit), _print_outcomes)
-    counts = waited.counts
-    ended = "every job ended" if waited.done else f"timed out after {timeout:g} s"
-    click.echo(f"group {group}: {ended}; {status_line(counts)}", err=True)
-    tell_more(group, len(ids), offset, limit, err=True)
-    if not (waited.done and counts.all_completed):
-        sys.exit(1)
-
-
-def _print_outcomes(outcomes: list[job.Outcome]) -> None:
-    if not outcomes:
-        return
-    click.echo(
-        f"{'ID':<36}  {'STATUS':<9}  {'QUEUE':<7}  {'USERAGENT':<15}  EXPLOITS  SAMPLES  "
-        "URL -> FINAL URL"
-    )
-    for row in outcomes:
-        final = f" -> {row.final_url}" if row.final_url not in (None, row.url) else ""
-        reason = f"  ({row.reason})" if row.reason else ""
-        click.echo(
-            f"{row.id:<36}  {row.status:<9}  {row.queue or '-':<7}  {row.useragent or '-':<15}  "
-            f"{row.exploits:>8}  {row.samples:>7}  {row.url}{final}{reason}"
-        )
 
 
 def _job_ids(
@@ -117,8 +77,11 @@ def wait_command(
 
     Exits non-zero when any job failed, timed out, or is still unfinished.
     """
+    base = dashboard_base(target.url) if group and not job_ids else None
     connection = target.connect()
     if group and not job_ids:
+        if base:
+            click.echo(f"group page: {links.group_page(base, group)}", err=True)
         wait_and_report(connection, [], output, timeout, group=group, limit=limit, offset=offset)
         return
     wait_and_report(connection, _job_ids(connection, job_ids, group), output, timeout)
@@ -149,19 +112,25 @@ def group_command(
 
     Jobs Redis no longer holds, or the whole group, are read from the collected store (--store,
     `thugrq collect`): a group gone from Redis is reported from its collected jobs.
+
+    When a dashboard is known (the local stack's serving this Redis, or THUGRQ_DASHBOARD_URL),
+    the group's page there is named after the first line (`page_url` with --json).
     """
+    base = dashboard_base(target.url)
     connection = target.connect()
     with failures(UnknownJob):
         shown = groups.report(
             connection, group_id, offset, limit, compare_limit, open_store(store) if store else None
         )
+    # The dashboard reads Redis: a group read from the store has no page there.
+    page = links.group_page(base, shown.group) if base and not shown.read_from else None
 
     def text(_: Any) -> None:
-        print_summary(shown)
-        _print_outcomes(shown.listed)
+        print_summary(shown, page)
+        print_outcomes(shown.listed)
         tell_more(shown.group, shown.total, shown.offset, shown.limit)
 
-    output.document(shown.to_dict(), text)
+    output.document({**shown.to_dict(), **({"page_url": page} if page else {})}, text)
 
 
 @click.command()
@@ -266,9 +235,13 @@ def result(target: RedisTarget, job_id: str, output: Output, store: str | None) 
     for another to run the job again) and whose late outcome was refused. A job Redis no
     longer holds is read from the collected store (--store, `thugrq collect`).
 
+    When a dashboard is known (the local stack's serving this Redis, or THUGRQ_DASHBOARD_URL),
+    a last line gives the job's analysis page there (`page_url` with --json).
+
     Exits 0 only for a finished job; a queued, running, failed or unknown job is reported on
     stderr with a non-zero exit.
     """
+    base = dashboard_base(target.url)
     connection = target.connect()
     try:
         current, document = job.result(connection, job_id)
@@ -290,7 +263,15 @@ def result(target: RedisTarget, job_id: str, output: Output, store: str | None) 
         }.get(current.status, f"has no result (status {current.status})")
         raise Failure(f"job {job_id} {message}")
     replaced = fencing.superseded(connection, job_id)
-    output.document(document, lambda shown: click.echo(format_summary(shown, replaced)))
+    # The dashboard reads Redis: only a job it holds has a page there.
+    page = links.job_page(base, job_id) if base else None
+
+    def text(_: Any) -> None:
+        click.echo(format_summary(document, replaced))
+        if page:
+            click.echo(f"Page         {page}")
+
+    output.document({**document, "page_url": page} if page else document, text)
 
 
 @click.command()

@@ -12,7 +12,7 @@ from typing import Any
 import click
 import redis
 
-from thugrq import config, fleet, redis_check, stack, submit
+from thugrq import config, fleet, links, redis_check, stack, submit
 from thugrq.cli.helpers import CONTEXT, Failure, failures, options_from, thug_options
 from thugrq.cli.stack import report, stop as stop_stack
 from thugrq.exceptions import ConfigError, InvalidInput
@@ -22,8 +22,8 @@ from thugrq.results import STATUS_COMPLETED, STATUS_REFUSED, format_summary
 
 
 def job_address(dashboard_url: str, job_id: str) -> str:
-    """The dashboard's page of a job."""
-    return f"{dashboard_url}0/view/job/{job_id}"
+    """rq-dashboard's page of a job on the dashboard at `dashboard_url` (its base URL)."""
+    return f"{dashboard_url.rstrip('/')}/0/view/job/{job_id}"
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,9 @@ def main(url: str | None, useragent: str, local_worker: bool, stop: bool, **thug
     Without a configured Redis, on the local stack, starting what is missing first as `thugrq
     up` does: the embedded Redis, a background worker and the dashboard; they keep running for
     the next run (`--stop` ends them). With one (THUGRQ_REDIS_URL or REDIS_URL), the job goes to
-    that Redis's live workers, and nothing starts here unless --local-worker.
+    that Redis's live workers, and nothing starts here unless --local-worker. The address of
+    the job's analysis page is printed when a dashboard is known: the local stack's, or
+    THUGRQ_DASHBOARD_URL.
     """
     if stop:
         stop_stack()
@@ -90,12 +92,14 @@ def main(url: str | None, useragent: str, local_worker: bool, stop: bool, **thug
     with failures(InvalidInput, ConfigError):
         plan = submit.Plan([url], options=options_from(thug, useragent))  # before starting
         target = destination(local_worker)
+        base = links.dashboard_base(target.redis_url)
         connection = config.connect(target.redis_url)
         redis_check.warn_once(target.redis_url, report)
         (job,) = plan.enqueue(connection).jobs
     click.echo(f"job {job.id} on {config.redacted(target.redis_url)}", err=True)
-    if target.dashboard_url:
-        click.echo(f"dashboard: {job_address(target.dashboard_url, job.id)}", err=True)
+    if base:
+        click.echo(f"analysis page: {links.job_page(base, job.id)}", err=True)
+        click.echo(f"dashboard: {job_address(base, job.id)}", err=True)
     label = "analysing" if target.runs_here else "waiting for the workers"
     with click.progressbar(length=1, label=label, file=sys.stderr) as bar:
         submit.wait(connection, [job.id], on_progress=bar.update)

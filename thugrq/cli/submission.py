@@ -13,11 +13,12 @@ from typing import Any
 
 import click
 
-from thugrq import config, defaults, redis_check, submit
+from thugrq import config, defaults, links, redis_check, submit
 from thugrq.cli.helpers import (
     Failure,
     Output,
     RedisTarget,
+    dashboard_base,
     failures,
     json_option,
     options_from,
@@ -25,7 +26,7 @@ from thugrq.cli.helpers import (
     progress,
     thug_options,
 )
-from thugrq.cli.jobs import wait_and_report
+from thugrq.cli.grouping import wait_and_report
 from thugrq.countries import country_code
 from thugrq.exceptions import InvalidInput
 from thugrq.options import describe
@@ -115,7 +116,9 @@ def enqueue(
 
     Prints one job id per line (with --json, one object with id, url, queue, useragent and
     group). All input is checked first: if anything is invalid, nothing is enqueued.
-    With --wait, prints each job's outcome instead and exits non-zero if any did not complete.
+    With --wait, prints each job's outcome instead (with --json, each object has the group's
+    id too) and exits non-zero if any did not complete. When a dashboard is known (the local
+    stack's, or THUGRQ_DASHBOARD_URL), the address of the group's page is printed on stderr.
 
     \b
     Examples:
@@ -136,6 +139,7 @@ def enqueue(
             urls, targets, options_from(thug), personalities, result_ttl=result_ttl,
             job_timeout=job_timeout, at_front=at_front, dedupe=dedupe, retries=retries,
         )
+        base = dashboard_base(target.url)
         connection = target.connect()
         redis_check.warn_once(target.url, partial(click.echo, err=True))
         with progress(plan.size, "enqueueing", threshold=1000) as bar:
@@ -147,6 +151,8 @@ def enqueue(
         + f" in group {submission.group}",
         err=True,
     )
+    if base:
+        click.echo(f"group page: {links.group_page(base, submission.group)}", err=True)
     for name in plan.unserved(connection):
         click.echo(f"warning: no live worker serves {name}: its jobs wait until one starts", err=True)
     if wait:
