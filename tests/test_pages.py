@@ -207,6 +207,28 @@ def test_the_fleet_lists_live_workers_and_marks_a_country_nobody_serves(client, 
     assert len(unserved) == 1 and ">FR<" in unserved[0]
 
 
+def test_a_workers_name_from_redis_is_shown_as_text(client, analysed):
+    connection = redis.Redis.from_url(analysed.redis_url)
+    name = 'IT.<img src=x onerror="window.pwned=1">.1'
+    fleet.register(connection, fleet.WorkerRecord(
+        name=name, country="IT", asn=None, as_name=None, thug="<b>6</b>", queues=["IT"],
+        started=fleet.now(), last_seen=fleet.now(),
+    ), ttl=60)
+    try:
+        page = Page(get(client, "/thugrq/fleet"))
+    finally:
+        fleet.unregister(connection, name)
+    assert name in "".join(page.text) and "<b>6</b>" in "".join(page.text)
+    assert [tag for tag, _ in page.elements if tag in ("img", "b")] == []
+
+
+def test_the_fleet_links_a_busy_workers_current_job(redis_url, busy_worker):
+    app = dashboard.build_app(redis_url, dashboard.accepted_hosts("127.0.0.1", 80))
+    table = section(get(app.test_client(), "/thugrq/fleet"), "table", "fleet")
+    assert busy_worker.name in table
+    assert f'<a href="/thugrq/job/{busy_worker.job_id}">' in table
+
+
 def test_an_unknown_job_or_group_is_a_404_that_says_so(client, analysed):
     assert "no job &#39;no-such-job&#39; in Redis" in get(client, "/thugrq/job/no-such-job", 404)
     assert "no group &#39;no-such-group&#39; in Redis" in get(client, "/thugrq/group/no-such-group", 404)

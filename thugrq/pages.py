@@ -33,6 +33,7 @@ import redis
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 from markupsafe import Markup
 from rq import Worker
+from rq.serializers import JSONSerializer
 
 from thugrq import config, fleet, groups, job as jobs
 from thugrq.compare import Difference
@@ -274,13 +275,19 @@ def group(group_id: str) -> Any:
 
 
 def current_jobs(connection: redis.Redis, names: list[str]) -> dict[str, str | None]:
-    """The job each named RQ worker is busy with (one pipelined round trip), else None."""
-    pipeline = connection.pipeline(transaction=False)
+    """The job each named RQ worker is busy with (RQ's own record of its execution), else
+    None; None too for a worker RQ cannot read."""
+    found: dict[str, str | None] = {}
     for name in names:
-        pipeline.hget(Worker.redis_worker_namespace_prefix + name, "current_job")
-    found = pipeline.execute()
-    return {name: value.decode("utf-8", "replace") if value else None
-            for name, value in zip(names, found)}
+        try:
+            worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + name,
+                                        connection=connection, serializer=JSONSerializer)
+            found[name] = worker.get_current_job_id() if worker else None
+        except redis.ConnectionError:
+            raise
+        except Exception:  # noqa: BLE001 - a worker hash someone hostile wrote: no current job
+            found[name] = None
+    return found
 
 
 @blueprint.route("/fleet")
