@@ -195,6 +195,7 @@ def test_every_response_carries_a_strict_policy(client, path, headers, status):
     assert policy["script-src"][0] == "'self'"
     assert all(source.startswith("'sha256-") for source in policy["script-src"][1:])
     assert policy["frame-ancestors"] == ["'none'"]
+    assert policy["form-action"] == ["'self'"]  # forms post to the dashboard only (its submit form)
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "no-referrer"
 

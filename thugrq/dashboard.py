@@ -52,6 +52,7 @@ from werkzeug.serving import make_server
 
 from thugrq import config
 from thugrq import dashboard_guard as guard, pages
+from thugrq import submit_form
 from thugrq.exceptions import ConfigError
 from thugrq.job import ThugrqJob
 from thugrq.queue import ThugrqQueue, thugrq_classes
@@ -172,7 +173,8 @@ def build_app(
     """rq-dashboard as a Flask app on `redis_url`, for thugrq's JSON jobs, answering `hosts`
     only (see `accepted_hosts`), behind thugrq's guards (see `thugrq.dashboard_guard`).
 
-    With a username and password, every request (pages, data and static files) needs them.
+    With a username and password, every request (pages, data and static files) needs them,
+    and the submit form (`thugrq.submit_form`) is served; without, it does not exist.
     """
     if bool(username) != bool(password):
         raise ConfigError("give both a username and a password, or neither")
@@ -190,6 +192,8 @@ def build_app(
     app.after_request(guard.secure_headers)
     app.register_blueprint(rq_dashboard.blueprint)
     app.register_blueprint(pages.blueprint)  # thugrq's analyst pages, under /thugrq/
+    if username and password:  # only an authenticated analyst may queue work from a page
+        submit_form.register(app, redis_url)
     rq_dashboard.web.setup_rq_connection(app)
     return app
 

@@ -6,13 +6,16 @@
   analyst's browser.
 - State changes (`check_state_change`): a route that changes state answers POST only (one of
   rq-dashboard's also answers GET), and only from the dashboard's own pages: the request's
-  Origin, or its Referer when it has no Origin, must be the dashboard's own (CSRF).
+  Origin, or its Referer when it has no Origin, must be the dashboard's own (CSRF). A page
+  with a form says so by its Referrer-Policy (`FORM_REFERRER_POLICY`), else the browser would
+  post it with `Origin: null`.
 - A strict Content-Security-Policy on every response (`secure_headers`): scripts only from the
   dashboard, no eval, no inline script but the page's own, so that markup a page inserts from
-  Redis runs nothing even where escaping missed it. rq-dashboard's pages compile underscore
-  templates in the browser with `new Function`, which that policy forbids: each page gets its
-  templates compiled here (`compile_template`, underscore's own compiler in Python) in an
-  inline script that, like the page's own, the policy allows by its SHA-256.
+  Redis runs nothing even where escaping missed it, and forms submit to the dashboard only
+  (its submit form, thugrq.submit_form, served with credentials). rq-dashboard's pages compile
+  underscore templates in the browser with `new Function`, which that policy forbids: each
+  page gets its templates compiled here (`compile_template`, underscore's own compiler in
+  Python) in an inline script that, like the page's own, the policy allows by its SHA-256.
 """
 
 from __future__ import annotations
@@ -42,9 +45,13 @@ POLICY = (
     "default-src 'none'; script-src 'self'{hashes}; style-src 'self'; "
     # rq-dashboard's markup has style attributes (hidden buttons, floats); no <style> elements.
     "style-src-attr 'unsafe-inline'; img-src 'self' data:; font-src 'self'; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+#: The Referrer-Policy of a page whose form POSTs to the dashboard: under no-referrer a browser
+#: sends such a POST with `Origin: null` (Chromium does), which `check_state_change` refuses;
+#: same-origin sends the page's origin to the dashboard itself, and nothing to any other site.
+FORM_REFERRER_POLICY = "same-origin"
 
 #: The script elements of rq-dashboard's own markup (Jinja escapes every value put in it, so a
 #: value cannot open or close one).
@@ -212,12 +219,16 @@ def script_hash(text: str) -> str:
 
 def secure_headers(response: Response) -> Response:
     """An after-request hook: the policy (allowing an HTML page's own scripts), nosniff, no
-    Referer sent, no framing."""
+    Referer sent (but a form's page's to the dashboard itself: `FORM_REFERRER_POLICY`), no
+    framing."""
     scripts: list[str] = []
     if response.mimetype == "text/html" and not response.direct_passthrough:
         page, scripts = compile_page(response.get_data(as_text=True))
         response.set_data(page)
     hashes = "".join(f" {script_hash(text)}" for text in scripts)
     response.headers["Content-Security-Policy"] = POLICY.format(hashes=hashes)
+    form_page = response.headers.get("Referrer-Policy") == FORM_REFERRER_POLICY
     response.headers.update(HEADERS)
+    if form_page:  # the one policy a page may keep (thugrq.submit_form's)
+        response.headers["Referrer-Policy"] = FORM_REFERRER_POLICY
     return response

@@ -71,7 +71,8 @@ def dashboard_command(
 
     It listens on 127.0.0.1 unless told otherwise, and refuses any other address without
     --username and --password (plain HTTP: put TLS in front of it to go beyond a trusted
-    network).
+    network). With them it also serves a form that enqueues analyses (/thugrq/submit);
+    without them there is no such form.
     """
     with failures(ConfigError):
         dashboard.check_bind(bind, username, password)
@@ -79,7 +80,9 @@ def dashboard_command(
         dashboard.serve(
             target.url, bind, port, username, password, allowed_hosts=allowed_hosts,
             on_ready=lambda url: click.echo(
-                f"rq-dashboard for thugrq at {url} on {config.redacted(target.url)}", err=True
+                f"rq-dashboard for thugrq at {url} on {config.redacted(target.url)}"
+                + (f"; the submit form at {url}thugrq/submit" if username else ""),
+                err=True,
             ),
         )
 
