@@ -327,7 +327,7 @@ def run(
     max_sample_bytes: int = samples.DEFAULT_MAX_SAMPLE_BYTES,
 ) -> bool:
     """Serve `queues` in order of priority; returns whether any job was processed."""
-    connection = config.connect(redis_url, block=WORKER_TTL - 15)  # RQ's longest dequeue
+    connection = config.connect(redis_url, block=keeper.wait_limit(WORKER_TTL - 15))  # its dequeue
     versions = warm.prepare()  # Thug imported and warmed up once, before any horse is forked
     name = name or default_name(keeper.country)
     store = samples.Store(connection, max_sample_bytes)  # each job's horse keeps its samples there
