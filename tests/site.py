@@ -43,6 +43,10 @@ BIG_DOWNLOAD = b'<html><body><script>window.location = "/big-sample.exe";</scrip
 BIG_SAMPLE_BYTES = 5 * 1000 * 1000
 # Markup that runs a script wherever a page inserts it as HTML: the analyst's dashboard must not.
 HOSTILE = b"<html><body><img src=/hostile.png onerror=window.pwned=1><p>hostile</p></body></html>"
+# Markup, a link and a navigation whose URL carry script: an analyst's page must run none of it.
+HOSTILE_ALL = b"""<html><body><img src=x onerror=window.pwned=1><a href="javascript:window.pwned=2">go</a>
+<script>location.href = "/chain/final?q=<script>window.pwned=3</script>&u=javascript:window.pwned=4";</script>
+</body></html>"""
 SLOW_SCRIPT = b'<html><body><script src="/slow?seconds=30"></script></body></html>'
 FSO_WRITE = """<html><body><script>
 var fso = new ActiveXObject("Scripting.FileSystemObject");
@@ -108,6 +112,7 @@ PAGES: dict[str, tuple[str, bytes]] = {
     "/big-sample.exe": ("application/octet-stream", big_sample()),
     "/slow-script": ("text/html", SLOW_SCRIPT),
     "/hostile": ("text/html", HOSTILE),
+    "/hostile-all": ("text/html", HOSTILE_ALL),
     "/infinite-loop": ("text/html", INFINITE_LOOP),
     "/flood": ("text/html", FLOOD),
     "/snippets": ("text/html", SNIPPETS),
