@@ -16,6 +16,7 @@ from markupsafe import escape
 from rq.serializers import JSONSerializer
 
 from tests.test_browser import TIMEOUT_MS, browser, expect  # noqa: F401 - shared fixtures
+from tests.test_pages_browser import keep, screenshots  # noqa: F401 - shared fixture
 from tests.test_dashboard import app  # noqa: F401 - shared fixture (no credentials)
 from thugrq import dashboard as thugrq_dashboard
 from thugrq import groups, submit_form
@@ -224,7 +225,7 @@ def test_an_unreachable_redis_is_said_and_nothing_is_enqueued(redis_url):
 
 
 def test_the_form_submits_in_chromium_and_lands_on_the_group_page(
-    browser, dashboard, env, connection
+    browser, dashboard, env, connection, screenshots
 ):
     """Under the dashboard's own headers (CSP form-action 'self', Referrer-Policy no-referrer),
     a real browser's POST passes the Origin check and the token's."""
@@ -240,6 +241,7 @@ def test_the_form_submits_in_chromium_and_lands_on_the_group_page(
         page.fill("#countries", "IT")
         page.select_option("#useragent", ["win7ie90"])
         page.fill("#option-timeout", "45")
+        keep(page, screenshots, "submit-form")
         page.click("#submit")
         page.wait_for_url(re.compile(r".*/thugrq/group/[0-9a-f]{32}$"))
         group = page.url.rsplit("/", 1)[1]
