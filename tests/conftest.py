@@ -98,6 +98,9 @@ def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
     environment["THUGRQ_REDIS_URL"] = redis_url
     environment["THUGRQ_HOME"] = str(tmp_path / "thugrq-home")
     environment["THUGRQ_ALLOW_PRIVATE_TARGETS"] = "1"
+    # Most tests start a worker for one or two analyses, where the warm-up (about a second)
+    # costs more than it saves; tests/test_warm.py runs workers warm, as they run by default.
+    environment["THUGRQ_WARM_UP"] = "0"
     return environment
 
 

@@ -325,19 +325,18 @@ def run(
     max_memory: int | None = None,
     proxy: Proxy | None = None,
     max_sample_bytes: int = samples.DEFAULT_MAX_SAMPLE_BYTES,
+    warm_up: bool = True,
 ) -> bool:
     """Serve `queues` in order of priority; returns whether any job was processed."""
     connection = config.connect(redis_url, block=keeper.wait_limit(WORKER_TTL - 15))  # its dequeue
-    versions = warm.prepare()  # Thug imported and warmed up once, before any horse is forked
+    versions = warm.prepare() if warm_up else analysis.thug_versions()  # before any fork
     name = name or default_name(keeper.country)
     store = samples.Store(connection, max_sample_bytes)  # each job's horse keeps its samples there
     context = AnalysisContext(policy=policy, max_result_bytes=max_result_bytes, proxy=proxy, samples=store)
     worker = ThugrqWorker(queues, connection=connection, name=name, keeper=keeper, context=context)
     worker.memory = MemoryBound(max_memory) if max_memory else None
-    log.info(
-        "thugrq worker %s: Thug %s (%s %s), queues %s", worker.name, versions["version"],
-        versions["jsengine"], versions["jsengine_version"], ", ".join(queues),
-    )
+    log.info("thugrq worker %s: Thug %s (%s %s), queues %s", worker.name, versions["version"],
+             versions["jsengine"], versions["jsengine_version"], ", ".join(queues))
     log.info("targets: %s; fetched %s", policy.describe(), f"through {proxy}" if proxy else "directly")
     log.info("memory: %s", f"at most {max_memory // MIB} MiB a horse" if max_memory else "unbounded")
     log.info("results: at most %s bytes each; samples up to %s", max_result_bytes, max_sample_bytes)

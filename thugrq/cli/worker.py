@@ -110,6 +110,15 @@ from thugrq.worker import WorkerCrashed
     "lists their matches. Compiled once, at start-up (restart the worker to change them); "
     "repeatable.",
 )
+@click.option(
+    "--warm-up/--no-warm-up",
+    default=True,
+    envvar="THUGRQ_WARM_UP",
+    show_envvar=True,
+    help="Before the first job, analyse built-in pages from memory, so that every job's process "
+    "starts warm (default: on; about a second at start-up and 40 MiB; a burst worker for one or "
+    "two URLs may skip it).",
+)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--name", help="Worker name (default: COUNTRY.host.pid).")
 @click.option(
@@ -129,6 +138,7 @@ def main(
     max_sample_bytes: int,
     max_memory: int,
     rules: tuple[str, ...],
+    warm_up: bool,
     burst: bool,
     name: str | None,
     redis_url: str | None,
@@ -166,7 +176,7 @@ def main(
             worker.run(
                 names, keeper=keeper, policy=policy, redis_url=redis_url, burst=burst,
                 name=name, max_result_bytes=result_bound, max_memory=max_memory * MIB,
-                proxy=proxy, max_sample_bytes=max_sample_bytes,
+                proxy=proxy, max_sample_bytes=max_sample_bytes, warm_up=warm_up,
             )
         except ImportError as error:
             raise Failure(
