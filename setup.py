@@ -56,7 +56,7 @@ setup(
         "worker": THUG_REQUIREMENTS,
         # Playwright drives Debian's chromium (never a browser of its own: no downloads).
         # pproxy: a real HTTP CONNECT proxy for the proxy tests (SOCKS5: Debian's microsocks).
-        "test": ["pytest>=8", "hypothesis>=6", "playwright>=1.40", "pproxy>=2.7"],
+        "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "playwright>=1.40", "pproxy>=2.7"],
         # bench/run.py's peers section: the ThugD-design replica (bench/thugd.py) is a Celery
         # worker. Only the benchmark imports it: `pip install -e '.[bench]'`.
         "bench": ["celery>=5,<6"],

@@ -19,6 +19,8 @@ from thugrq import redis_check
 from thugrq.process import LOOPBACK, free_port
 from thugrq.redis_server import launch_redis, start_redis
 
+pytestmark = pytest.mark.alone  # bin/test runs it after the rest, with nothing else running
+
 EVICTION = "can lose jobs: maxmemory-policy is allkeys-lru"
 NO_PERSISTENCE = "can lose jobs: no persistence"
 

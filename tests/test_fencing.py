@@ -17,6 +17,8 @@ from tests.test_reliability import horse_of, job, status, successful_runs
 from thugrq import fencing, outages
 from thugrq.job import ThugrqJob
 
+pytestmark = pytest.mark.alone  # bin/test runs it after the rest, with nothing else running
+
 
 def freeze_mid_job(
     thugrq, background_worker, site, connection, seconds: int, timeout: int

@@ -15,6 +15,8 @@ from thugrq.job import ThugrqJob
 from thugrq.location import Keeper
 from thugrq.worker import ThugrqWorker
 
+pytestmark = pytest.mark.alone  # bin/test runs it after the rest, with nothing else running
+
 
 @pytest.fixture
 def italy(cymru):

@@ -17,6 +17,8 @@ from thugrq.job import ThugrqJob
 from thugrq.location import Keeper
 from thugrq.worker import ThugrqWorker
 
+pytestmark = pytest.mark.alone  # bin/test runs it after the rest, with nothing else running
+
 IT_HOST, US_HOST = "192.0.2.10", "198.51.100.7"
 #: Rechecks every 2 s; a check against a silent stand-in takes 1.5 s (3 questions, 0.5 s each).
 RECHECK = "2"

@@ -15,6 +15,8 @@ import pytest
 from tests import netns
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.alone  # bin/test runs it after the rest, with nothing else running
+
 PREFIX = "thugrqx"
 HOSTS = {"a": "198.18.4.2/24"}
 BUILT = [f"interface {PREFIX}-a", f"interface {PREFIX}-br", f"namespace {PREFIX}-a"]

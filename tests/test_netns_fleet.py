@@ -36,6 +36,8 @@ from thugrq.process import free_port
 from thugrq.redis_server import launch_redis
 from thugrq.submit import wait
 
+pytestmark = pytest.mark.alone  # bin/test runs it after the rest, with nothing else running
+
 PREFIX = "thugrq"
 #: Where each host is, and the prefixes Cymru's stand-in places in each country.
 HOSTS = {

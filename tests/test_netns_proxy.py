@@ -35,6 +35,8 @@ from thugrq.job import fetch
 from thugrq.proxy import PASSWORD_VARIABLE, USERNAME_VARIABLE
 from thugrq.submit import wait
 
+pytestmark = pytest.mark.alone  # bin/test runs it after the rest, with nothing else running
+
 PREFIX = "thugrq"
 HOSTS = {
     "socks": "198.18.2.2/24", "http": "198.18.3.2/24", "it1": "198.18.1.2/24", "jp1": "198.18.4.2/24",

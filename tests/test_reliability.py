@@ -23,6 +23,8 @@ from thugrq.process import free_port
 from thugrq.redis_server import start_redis
 from thugrq.job import ThugrqJob
 
+pytestmark = pytest.mark.alone  # bin/test runs it after the rest, with nothing else running
+
 
 def job(connection, job_id: str) -> ThugrqJob:
     return ThugrqJob.fetch(job_id, connection=connection, serializer=JSONSerializer)
