@@ -193,7 +193,7 @@ def build_app(
     app.register_blueprint(rq_dashboard.blueprint)
     app.register_blueprint(pages.blueprint)  # thugrq's analyst pages, under /thugrq/
     if username and password:  # only an authenticated analyst may queue work from a page
-        submit_form.register(app, redis_url)
+        submit_form.register(app)
     rq_dashboard.web.setup_rq_connection(app)
     return app
 

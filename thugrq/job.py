@@ -205,6 +205,11 @@ class Outcome:
         return self.status == STATUS_COMPLETED
 
     @property
+    def seen_by(self) -> str:
+        """Who made the analysis, as comparisons name it (thugrq.compare): `IT/winxpie60`."""
+        return f"{self.queue}/{self.useragent}"
+
+    @property
     def misplaced(self) -> bool:
         """A country job analysed from another country, or from nowhere verified: the promise
         that a job on queue IT is analysed from Italy was not kept."""

@@ -197,11 +197,6 @@ def job(job_id: str) -> Any:
 # --- a group --------------------------------------------------------------------------------
 
 
-def seen_by(outcome: Outcome) -> str:
-    """Who made an analysis, as thugrq.submit.compare_outcomes names it (`IT/winxpie60`)."""
-    return f"{outcome.queue}/{outcome.useragent}"
-
-
 def odd_ones(differences: Iterable[Difference]) -> dict[str, dict[str, list[str]]]:
     """URL -> who saw something else than the rest of the URL's analyses -> in which aspects.
 
@@ -249,7 +244,7 @@ def matrix(listed: list[Outcome], differences: list[Difference]) -> Matrix:
     rows: dict[str, dict[Column, Cell]] = {}
     for outcome in listed:
         url = outcome.url or ""
-        aspects = odd.get(url, {}).get(seen_by(outcome), [])
+        aspects = odd.get(url, {}).get(outcome.seen_by, [])
         cells = rows.setdefault(url, {})
         cells.setdefault((outcome.queue, outcome.useragent), Cell()).jobs.append((outcome, aspects))
     return Matrix(columns, dict(sorted(rows.items())))

@@ -234,7 +234,7 @@ def wait(
 def compare_outcomes(outcomes: Iterable[Outcome]) -> list[Difference]:
     """Where the finished analyses of the same URL disagree (see thugrq.compare)."""
     return compare(
-        Analysis(o.url or "", f"{o.queue}/{o.useragent}", o.summary)
+        Analysis(o.url or "", o.seen_by, o.summary)
         for o in outcomes
         if o.summary is not None and o.status == STATUS_COMPLETED
     )

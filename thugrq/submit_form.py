@@ -26,7 +26,7 @@ from typing import Any
 import redis
 from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request
 
-from thugrq import config, links, submit
+from thugrq import config, links, pages, submit
 from thugrq import dashboard_guard as guard
 from thugrq.exceptions import ConfigError, InvalidInput
 from thugrq.options import Options
@@ -43,16 +43,16 @@ FORM_OPTIONS = (
 )
 #: The largest form accepted (about 5,000 URLs of 100 characters; Flask's own bound on a field).
 MAX_FORM_BYTES = 500_000
-#: Where the app keeps the form's state (its secret and Redis connection).
+#: Where the app keeps the form's state (its secret).
 EXTENSION = "thugrq.submit_form"
 
 FIELDS = {field.name: field for field in dataclasses.fields(Options)}
 
 
-def register(app: Flask, redis_url: str) -> None:
-    """Serve the form on `app` (a dashboard with credentials), for the Redis at `redis_url`,
-    with a secret of its own for the form's tokens."""
-    app.extensions[EXTENSION] = {"secret": secrets.token_bytes(32), "url": redis_url, "redis": None}
+def register(app: Flask) -> None:
+    """Serve the form on `app` (a dashboard with credentials: it enqueues into the dashboard's
+    Redis, thugrq.pages.connection), with a secret of its own for the form's tokens."""
+    app.extensions[EXTENSION] = {"secret": secrets.token_bytes(32)}
     form = Blueprint("thugrq_submit", __name__, template_folder="templates")
     form.add_url_rule(PATH, "form", show, methods=["GET"])
     form.add_url_rule(PATH, "submit", receive, methods=["POST"])
@@ -178,16 +178,9 @@ def receive() -> Response:
         )
     try:
         plan = plan_from(request.form)
-        submission = plan.enqueue(connection())
+        submission = plan.enqueue(pages.connection())
     except InvalidInput as error:
         return page(str(error), 400)
     except (ConfigError, redis.exceptions.RedisError) as error:
         return page(f"nothing was enqueued: {error}", 503)
     return redirect(request.script_root + links.GROUP_PATH.format(submission.group), 303)
-
-
-def connection() -> redis.Redis:
-    """The dashboard's Redis, connected on first use."""
-    if state()["redis"] is None:
-        state()["redis"] = config.connect(state()["url"])
-    return state()["redis"]
